@@ -1,0 +1,1 @@
+"""One module per `neurosim` subcommand; each registers itself with `neurosim.cli.command`."""

@@ -1,0 +1,1 @@
+"""Comparative study scripts; each declares a sweep and writes rows to the results store."""
