@@ -29,7 +29,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten, tree_map
 
@@ -204,7 +206,8 @@ def _numel(shape) -> int:
 
 
 def _nbytes(t: torch.Tensor) -> int:
-    return t.numel() * t.element_size()
+    """Bytes of distinct elements: a broadcast (stride-0) dimension is read once, not per copy."""
+    return math.prod(n for n, st in zip(t.shape, t.stride()) if st != 0) * t.element_size()
 
 
 def _key(t: torch.Tensor) -> int:
@@ -271,10 +274,13 @@ class _Recorder(TorchDispatchMode):
         self.param_keys = param_keys
         self.stack = stack  # [(name, type)] of the modules currently running
         self.ops: list[Op] = []
+        self.fused = 0  # >0 while a fused op (SDPA) runs: its decomposition is not recorded
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
+        if self.fused:
+            return out
         try:
             self._record(func, args, kwargs, out)
         except NeurosimError:
@@ -300,8 +306,8 @@ class _Recorder(TorchDispatchMode):
         param_bytes = sum(_nbytes(t) for t in param_in)
         read_bytes = sum(_nbytes(t) for t in act_in)
         write_bytes = sum(_nbytes(t) for t in outs if not (name.endswith("_") and t is args[0]))
-        if name.endswith("_"):
-            write_bytes = _nbytes(main)
+        if name.endswith("_") or kind in ("norm", "pool"):
+            write_bytes = _nbytes(main)  # in-place result, or the output without saved stats/indices
 
         if kind == "conv":
             x, w = args[0], args[1]
@@ -321,8 +327,6 @@ class _Recorder(TorchDispatchMode):
             attrs = dict(N=n, C=c, H=sp_in[0], W=sp_in[1], K=k, R=ks[0], S=ks[1], stride=list(stride),
                          pad=list(padding), dilation=list(dilation), groups=groups, OH=sp_out[0], OW=sp_out[1],
                          transposed=bool(transposed))
-            if param_in:
-                kind = "conv"
         elif kind == "matmul":
             a, b = (args[1], args[2]) if name in ("addmm", "baddbmm") else (args[0], args[1])
             if a.dim() == 2:
@@ -354,6 +358,21 @@ class _Recorder(TorchDispatchMode):
             write_bytes=int(write_bytes), attrs=attrs,
         ))
 
+    def record_attention(self, q, k, v, mask, out):
+        """One fused scaled-dot-product attention: QK^T and PV, never materialised in memory."""
+        b_, h, l_, e = (1,) * (4 - q.dim()) + tuple(q.shape)
+        s, ev = k.shape[-2], v.shape[-1]
+        macs = b_ * h * l_ * s * (e + ev)
+        reads = [q, k, v] + ([mask] if isinstance(mask, torch.Tensor) else [])
+        self.ops.append(Op(
+            name=self.stack[-1][0] if self.stack else "", module_type=self.stack[-1][1] if self.stack else "",
+            aten="scaled_dot_product_attention", kind="attention",
+            input_shapes=tuple(tuple(t.shape) for t in reads), output_shape=tuple(out.shape),
+            dtype=str(out.dtype).replace("torch.", ""), macs=macs, flops=2 * macs, param_bytes=0,
+            read_bytes=sum(_nbytes(t) for t in reads), write_bytes=_nbytes(out),
+            attrs=dict(B=b_, H=h, L=l_, S=s, E=e, Ev=ev),
+        ))
+
     @staticmethod
     def _flops(kind, name, args, ins, main) -> int:
         if kind == "norm":
@@ -373,6 +392,32 @@ class _Recorder(TorchDispatchMode):
         return 0
 
 
+class _FusedOps(TorchFunctionMode):
+    """Sees torch-level calls: records SDPA as one fused op instead of its math decomposition.
+
+    FLOPs are those of the two products (2*B*H*L*S*(E+Ev)), ``FlopCounterMode``'s formula; a causal
+    mask is not discounted (FlashAttention skips about half the blocks; the bound is stated, not hidden).
+    """
+
+    def __init__(self, rec: _Recorder):
+        super().__init__()
+        self.rec = rec
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is not F.scaled_dot_product_attention or self.rec.fused:
+            return func(*args, **kwargs)
+        self.rec.fused += 1
+        try:
+            out = func(*args, **kwargs)
+        finally:
+            self.rec.fused -= 1
+        q, k, v = args[:3]
+        mask = args[3] if len(args) > 3 else kwargs.get("attn_mask")
+        self.rec.record_attention(q, k, v, mask, out)
+        return out
+
+
 @contextmanager
 def _module_stack(module: nn.Module, stack: list):
     handles = []
@@ -384,7 +429,7 @@ def _module_stack(module: nn.Module, stack: list):
             stack.pop()
 
         handles.append(m.register_forward_pre_hook(pre))
-        handles.append(m.register_forward_hook(post, always_call=True))
+        handles.append(m.register_forward_hook(post))  # not always_call: on error the failing module stays on top
     try:
         yield
     finally:
@@ -451,6 +496,7 @@ def trace(module: nn.Module, example_inputs, *, dtype: str | torch.dtype | None 
             es.enter_context(torch.device("meta"))
             es.enter_context(_module_stack(module, stack))
             es.enter_context(rec)
+            es.enter_context(_FusedOps(rec))
             torch.func.functional_call(module, state, inputs, strict=False, tie_weights=True)
     except NeurosimError:
         raise
