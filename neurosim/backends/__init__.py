@@ -1,0 +1,82 @@
+"""Spiking backends: each lowers a :class:`neurosim.ir.SpikingNetwork` and runs it.
+
+A backend is a function ``run(net, inputs, timesteps, precision, **options) -> SimResult`` registered
+with :func:`register_backend`. Backends live one per module here (``snntorch.py``, ``lava.py``,
+``brian2.py``) and are imported on first use, so ``import neurosim`` never pays for Lava or Brian2.
+
+>>> from neurosim.backends import register_backend
+>>> @register_backend("mysim", precisions=("float",))
+... def run(net, inputs, timesteps, precision, **options): ...
+
+Every backend must reproduce the per-step semantics in :mod:`neurosim.ir`'s docstring and fill every
+field of :class:`neurosim.ir.SimResult`; ``tests/test_snntorch*.py`` shows the invariants to check.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from typing import Callable
+
+from neurosim.errors import NeurosimError, UnknownNameError
+from neurosim.ir import SimResult  # noqa: F401  (re-exported: backends return it)
+
+__all__ = ["register_backend", "get_backend", "backend_names", "Backend", "SimResult"]
+
+_NOT_BACKENDS = {"base"}
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A registered backend: its name, the precisions it supports and its run function."""
+
+    name: str
+    run: Callable
+    precisions: tuple[str, ...] = ("float",)
+    description: str = ""
+
+    def __call__(self, net, inputs, timesteps: int, precision: str = "float", **options) -> SimResult:
+        if precision not in self.precisions:
+            raise NeurosimError(f"backend {self.name!r} has no precision {precision!r}; "
+                                f"valid: {', '.join(self.precisions)}")
+        return self.run(net, inputs, timesteps, precision, **options)
+
+
+_REGISTRY: dict[str, Backend] = {}
+
+
+def register_backend(name: str, precisions: tuple[str, ...] = ("float",), description: str = ""):
+    """Decorator: register ``run(net, inputs, timesteps, precision, **options) -> SimResult``."""
+
+    def deco(fn: Callable) -> Callable:
+        if name in _REGISTRY:
+            raise ValueError(f"backend {name!r} is already registered (by {_REGISTRY[name].run.__module__})")
+        doc = description or (fn.__doc__ or "").strip().split("\n")[0]
+        _REGISTRY[name] = Backend(name, fn, tuple(precisions), doc)
+        return fn
+
+    return deco
+
+
+def _module_names() -> list[str]:
+    import neurosim.backends as pkg
+
+    return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name not in _NOT_BACKENDS
+                  and not m.name.startswith("_"))
+
+
+def backend_names() -> list[str]:
+    """Names of all backends (registered or importable from this package), sorted."""
+    return sorted(set(_REGISTRY) | set(_module_names()))
+
+
+def get_backend(name: str) -> Backend:
+    """The backend ``name``, importing ``neurosim.backends.<name>`` on first use."""
+    if name not in _REGISTRY and name in _module_names():
+        try:
+            importlib.import_module(f"neurosim.backends.{name}")
+        except ImportError as e:
+            raise NeurosimError(f"backend {name!r} cannot be imported: {e}") from e
+    if name not in _REGISTRY:
+        raise UnknownNameError("backend", name, backend_names())
+    return _REGISTRY[name]
