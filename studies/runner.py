@@ -1,0 +1,283 @@
+"""Running a study: pending cells -> an executor -> one committed store row per finished cell.
+
+Decisions:
+
+* **Executors** are ``concurrent.futures`` executors. ``workers=N`` (N >= 1, the default is the number
+  of CPUs, at most 4) uses a ``ProcessPoolExecutor`` with the ``spawn`` start method (workers import
+  the study module afresh: no torch/OpenMP state inherited through ``fork``) and one intra-op thread
+  per worker unless ``OMP_NUM_THREADS`` says otherwise; ``workers=0`` runs the cells in this process,
+  one after the other (debugging, tiny sweeps). ``scheduler="tcp://HOST:PORT"`` uses a Dask
+  distributed cluster through ``Client.get_executor()``; the connection is tried for
+  ``connect_timeout_s`` and an unreachable scheduler is a :class:`NeurosimError`.
+* **Only the driver writes** to the store: workers return ``{rows, elapsed_s, worker}`` (or the error
+  and traceback as text, never a pickled exception), and the driver commits each as it completes
+  (``as_completed``), so the order of completion never matters and a remote worker needs no access
+  to the database file.
+* **A failing cell** does not stop the run: its error and traceback go to the ``failures`` table, it
+  is not marked done (a re-run retries it), and the :class:`RunSummary` counts it.
+* **Progress:** a tqdm bar on stderr (cells done of total, rate, ETA; cells already in the store count
+  as done from the start), shown only when stderr is a terminal and ``quiet`` is false.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import os
+import platform
+import shlex
+import socket
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from neurosim.errors import NeurosimError
+from studies.registry import Study, canonical_json, get, load_module
+from studies.store import Store, json_rows
+
+
+def default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and of the packages a result can depend on (for the store and the report)."""
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for dist in ("neurosim", "torch", "numpy", "pandas", "snntorch", "lava-nc", "brian2", "nir", "numba",
+                 "matplotlib", "distributed"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def command_line() -> str:
+    """The command that started this process, as a shell would need it typed."""
+    argv = list(sys.argv)
+    if argv and argv[0].endswith(("neurosim", "neurosim/cli.py")):
+        argv[0] = "neurosim"
+    return shlex.join(argv)
+
+
+# ---- the cell, as a worker runs it ---------------------------------------------------------------
+
+def execute_cell(module_ref: str, study_name: str, params: dict) -> dict:
+    """Run one cell (in a worker): import the study module, call the cell, normalise its rows.
+
+    Returns ``{"rows": json text, "elapsed_s", "worker"}`` or ``{"error", "traceback", "worker"}``;
+    never raises, so that every executor brings failures back the same way.
+    """
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    t0 = time.perf_counter()
+    try:
+        load_module(module_ref)
+        s = get(study_name)
+        out = s.cell(**params)
+        rows = _as_rows(out)
+        return {"rows": json_rows(rows), "elapsed_s": time.perf_counter() - t0, "worker": worker}
+    except Exception as e:  # noqa: BLE001 - reported to the driver as data
+        return {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(), "worker": worker,
+                "elapsed_s": time.perf_counter() - t0}
+
+
+def _as_rows(out) -> list[dict]:
+    if out is None:
+        raise TypeError("a cell must return a dict, a list of dicts or a DataFrame, got None")
+    if hasattr(out, "to_dict") and hasattr(out, "columns"):  # a DataFrame
+        out = out.to_dict(orient="records")
+    if isinstance(out, Mapping):
+        out = [dict(out)]
+    rows = [dict(r) for r in out]
+    for r in rows:
+        for k in r:
+            if not isinstance(k, str):
+                raise TypeError(f"result field names must be strings, got {k!r}")
+    return rows
+
+
+def _init_worker(threads: int) -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    os.environ.setdefault("MKL_NUM_THREADS", str(threads))
+
+
+# ---- executors -------------------------------------------------------------------------------------
+
+class _Inline:
+    """Runs the cells one after the other in this process (``workers=0``)."""
+
+    def shutdown(self, wait=True, cancel_futures=False):
+        pass
+
+
+def _results(pool, module_ref: str, study_name: str, pending: list[tuple[str, dict]]):
+    """Yield ``(key, cell, result)`` as cells finish, in completion order."""
+    if isinstance(pool, _Inline):
+        for key, cell in pending:
+            yield key, cell, execute_cell(module_ref, study_name, cell)
+        return
+    futures = {pool.submit(execute_cell, module_ref, study_name, c): (k, c) for k, c in pending}
+    for fut in cf.as_completed(futures):
+        key, cell = futures[fut]
+        try:
+            res = fut.result()
+        except Exception as e:  # noqa: BLE001 - a worker died or the cluster lost the task
+            res = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(), "worker": "?"}
+        yield key, cell, res
+
+
+def connect_dask(address: str, connect_timeout_s: float = 10.0):
+    """A ``distributed.Client`` on ``address`` or NeurosimError if it cannot be reached in time."""
+    if "://" not in address and ":" not in address:
+        raise NeurosimError(f"--scheduler {address!r} must look like tcp://HOST:PORT")
+    try:
+        from distributed import Client
+    except ImportError as e:
+        raise NeurosimError(f"--scheduler needs the 'distributed' package: {e}") from None
+    try:
+        return Client(address, timeout=f"{connect_timeout_s}s", set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise NeurosimError(f"cannot reach the Dask scheduler at {address} within {connect_timeout_s:g} s: {msg}") \
+            from None
+
+
+class _Executor:
+    """Context manager yielding (executor, description) for the requested kind."""
+
+    def __init__(self, workers: int | None, scheduler: str | None, connect_timeout_s: float, module_ref: str,
+                 n_cells: int):
+        self.workers, self.scheduler, self.timeout, self.module_ref = workers, scheduler, connect_timeout_s, module_ref
+        self.n_cells = n_cells
+        self.client = None
+        self.pool = None
+
+    def __enter__(self):
+        if self.scheduler:
+            self.client = connect_dask(self.scheduler, self.timeout)
+            if self.module_ref.endswith(".py"):
+                self.client.upload_file(self.module_ref)
+            n = len(self.client.scheduler_info().get("workers", {}))
+            self.pool = self.client.get_executor(pure=False)
+            return self.pool, f"dask {self.scheduler} ({n} workers)"
+        workers = default_workers() if self.workers is None else self.workers
+        if workers < 0:
+            raise NeurosimError(f"--workers must be >= 0, got {workers}")
+        if workers == 0 or self.n_cells <= 1:
+            self.pool = _Inline()
+            return self.pool, "inline (this process)"
+        import multiprocessing as mp
+
+        workers = min(workers, self.n_cells)
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        self.pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                                           initializer=_init_worker, initargs=(threads,))
+        return self.pool, f"processes ({workers} workers)"
+
+    def __exit__(self, exc_type, exc, tb):
+        if self.pool is not None:
+            try:
+                self.pool.shutdown(wait=exc_type is None, cancel_futures=True)
+            except TypeError:  # Dask's ClientExecutor.shutdown has no cancel_futures
+                self.pool.shutdown(wait=exc_type is None)
+        if self.client is not None:
+            self.client.close()
+        return False
+
+
+# ---- the run --------------------------------------------------------------------------------------
+
+@dataclass
+class RunSummary:
+    """What one ``run`` did: cells in the sweep, skipped (already stored), run now, failed."""
+
+    study: str
+    code_version: str
+    db: str
+    executor: str
+    quick: bool
+    n_cells: int
+    n_skipped: int
+    n_done: int
+    n_failed: int
+    elapsed_s: float
+    run_id: int | None = None
+    keys: list[str] = field(default_factory=list, repr=False)
+    failures: list[dict] = field(default_factory=list, repr=False)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("keys")
+        return d
+
+    def to_dataframe(self):
+        import pandas as pd
+
+        d = self.to_dict()
+        d.pop("failures")
+        return pd.DataFrame([d])
+
+
+def _progress(total: int, initial: int, desc: str, quiet: bool):
+    from tqdm import tqdm
+
+    show = not quiet and sys.stderr.isatty()
+    return tqdm(total=total, initial=initial, desc=desc, unit="cell", file=sys.stderr, disable=not show,
+                dynamic_ncols=True, smoothing=0.1)
+
+
+def run(study: str | Study, *, quick: bool = False, only: Mapping[str, Sequence] | None = None,
+        db: str | Path | None = None, workers: int | None = None, scheduler: str | None = None,
+        connect_timeout_s: float = 10.0, quiet: bool = False, modules: Sequence[str] = (),
+        command: str | None = None) -> RunSummary:
+    """Run every cell of ``study`` (its quick sweep with ``quick``) not already in the store.
+
+    Cells already stored under the study's current code version are skipped; each finished cell is
+    committed as it completes. Returns a :class:`RunSummary`.
+    """
+    for ref in modules:
+        load_module(ref)
+    s = study if isinstance(study, Study) else get(study, modules)
+    s.check_available()
+    cells = s.cells(quick=quick, only=only)
+    keys = [canonical_json(c) for c in cells]
+    code_version = s.code_version()
+    t0 = time.perf_counter()
+    with Store(db) as store:
+        done = store.done_keys(s.name, code_version)
+        pending = [(k, c) for k, c in zip(keys, cells) if k not in done]
+        summary = RunSummary(s.name, code_version, str(store.path), "none (all cells stored)", quick, len(cells),
+                             len(cells) - len(pending), 0, 0, 0.0, keys=keys)
+        if not pending:
+            summary.elapsed_s = time.perf_counter() - t0
+            return summary
+        with _Executor(workers, scheduler, connect_timeout_s, s.module, len(pending)) as (pool, desc):
+            summary.executor = desc
+            run_id = store.begin_run(s.name, code_version, quick=quick, command=command or command_line(),
+                                     versions=versions(), executor=desc, n_cells=len(cells),
+                                     n_skipped=summary.n_skipped)
+            summary.run_id = run_id
+            status = "interrupted"
+            bar = _progress(len(cells), summary.n_skipped, s.name, quiet)
+            try:
+                for key, cell, res in _results(pool, s.module, s.name, pending):
+                    if "error" in res:
+                        store.put_failure(s.name, key, code_version, res["error"], res["traceback"], run_id)
+                        summary.n_failed += 1
+                        summary.failures.append(dict(params=cell, error=res["error"]))
+                    else:
+                        store.put(s.name, key, code_version, res["rows"], elapsed_s=res["elapsed_s"],
+                                  worker=res["worker"], run_id=run_id)
+                        summary.n_done += 1
+                    bar.update(1)
+                    if summary.n_failed:
+                        bar.set_postfix(failed=summary.n_failed)
+                status = "finished" if not summary.n_failed else "finished with failures"
+            finally:
+                bar.close()
+                store.end_run(run_id, status, summary.n_done, summary.n_failed)
+    summary.elapsed_s = time.perf_counter() - t0
+    return summary
