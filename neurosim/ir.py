@@ -112,7 +112,7 @@ class Node:
     """Base of all IR nodes. ``inputs`` names the nodes (or ``"input"``) this node reads at step t."""
 
     inputs: tuple[str, ...]
-    arity: ClassVar[int | None] = 1  # None: two or more inputs
+    arity: ClassVar[int | None] = 1  # None: one or more inputs
     spiking: ClassVar[bool] = False  # emits 0/1 spikes
 
     def __post_init__(self):
@@ -120,8 +120,8 @@ class Node:
             self.inputs = (self.inputs,)
         self.inputs = tuple(self.inputs)
         n = len(self.inputs)
-        if self.arity is None and n < 2:
-            raise NeurosimError(f"{type(self).__name__} needs two or more inputs, got {list(self.inputs)}")
+        if self.arity is None and n < 1:
+            raise NeurosimError(f"{type(self).__name__} needs at least one input, got none")
         if self.arity is not None and n != self.arity:
             raise NeurosimError(f"{type(self).__name__} takes {self.arity} input(s), got {list(self.inputs)}")
 
@@ -281,10 +281,11 @@ class Flatten(Node):
 
 @dataclass(eq=False)
 class Add(Node):
-    """Weighted sum of two or more same-shaped inputs: ``y_t = sum_k weights[k] * in_t^(k)``.
+    """Weighted sum of one or more same-shaped inputs: ``y_t = sum_k weights[k] * in_t^(k)``.
 
     ``weights[k]`` is a scalar or an array broadcastable to the input shape (per-channel [C, 1, 1]);
-    the converter uses them to bring residual branches to a common scale.
+    the converter uses them to bring residual branches to a common scale, and a one-input Add to
+    rescale a signal (NIR: ``Scale``).
     """
 
     arity: ClassVar[int | None] = None
