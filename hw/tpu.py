@@ -10,16 +10,38 @@ provides one). Each tensor op's GEMMs (``Op.gemms()``) are spread evenly over th
 
     compute_s = sum(count x cycles(M, K, N, 128, 128)) / (mxus x clock)
 
-and the op's latency is still never below its roofline bound. ``systolic=True`` looks the callable up as
-``hw.systolic.gemm_cycles`` and fails with a clear message if that module does not provide it yet.
+and the op's latency is still never below its roofline bound. ``systolic=True`` uses the cycle-level simulator
+in ``hw/systolic`` (weight-stationary, as the TPU's MXUs are; see :func:`simulator_cycles`).
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Callable
 
 from neurosim.errors import NeurosimError
 
 _TPU_PRECISION = {"fp32": "bf16", "tf32": "bf16", "fp16": "bf16", "fp8": "bf16", "fp64": "bf16"}
+
+
+def simulator_cycles(dataflow: str = "ws") -> Callable:
+    """``cycles(M, K, N, rows, cols)`` from the cycle-level simulator in ``hw/systolic`` (SCALE-Sim semantics).
+
+    TPU MXUs are weight-stationary (Jouppi et al. 2017), hence ``ws``. Results are cached per GEMM shape.
+    The simulator walks every fold, so very large GEMMs take seconds to minutes each.
+    """
+    try:
+        from hw.systolic import Layer, SystolicConfig, simulate_layer
+    except ImportError as e:
+        raise NeurosimError(f"systolic=True needs the simulator in hw/systolic ({e}); pass a cycles callable instead") from None
+    configs: dict = {}
+
+    @lru_cache(maxsize=None)
+    def cycles(m: int, k: int, n: int, rows: int, cols: int) -> int:
+        cfg = configs.setdefault((rows, cols), SystolicConfig(array_rows=rows, array_cols=cols, dataflow=dataflow))
+        return int(simulate_layer(cfg, Layer.gemm("gemm", m, n, k)).total_cycles)
+
+    cycles.__qualname__ = f"hw.systolic.simulate_layer[{dataflow}]"
+    return cycles
 
 
 def _systolic_callable(systolic) -> Callable | None:
@@ -28,12 +50,7 @@ def _systolic_callable(systolic) -> Callable | None:
     if callable(systolic):
         return systolic
     if systolic is True:
-        try:
-            from hw.systolic import gemm_cycles  # the systolic simulator's entry point, when it exists
-        except ImportError as e:
-            raise NeurosimError("systolic=True needs hw.systolic.gemm_cycles(M, K, N, rows, cols); "
-                                f"it is not available ({e}). Pass a callable instead.") from None
-        return gemm_cycles
+        return simulator_cycles("ws")
     raise NeurosimError(f"systolic must be None, True or a callable cycles(M, K, N, rows, cols), got {systolic!r}")
 
 

@@ -159,6 +159,20 @@ def test_tpu_systolic_option():
         hw.cost(w, "tpu_v4", systolic="yes")
 
 
+@pytest.mark.slow  # ~8 s alone, nearly all of it loading the simulator's numba kernels (shared with its own tests)
+def test_tpu_with_the_systolic_simulator():
+    pytest.importorskip("hw.systolic", reason="the systolic simulator is another area's; absent in this checkout")
+    from hw.tpu import simulator_cycles
+
+    w = trace(nn.Linear(256, 256, bias=False), (torch.randn(256, 256),), dtype="bf16")
+    r = hw.cost(w, "tpu_v4", systolic=True)
+    t = hw.get("tpu_v4")
+    cyc = simulator_cycles()(256, 256, 256, 128, 128)
+    assert cyc >= 2 * 2 * 256  # 2x2 folds of 128x128 weights, each streaming 256 rows
+    assert r.rows[0]["compute_s"] == pytest.approx(cyc / (t.mxus * t.clock_mhz * 1e6))
+    assert r["latency_s"] >= r["bound_s"]
+
+
 def test_power_model_and_op_energy():
     from hw.energy import power_model
 
