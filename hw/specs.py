@@ -156,12 +156,15 @@ class TPUSpec(RooflineSpec):
     mxu_dim: int = 128
     clock_mhz: float
     clock_derived: bool = False
-    hbm_gib: float
+    hbm_gib: float | None = None  # Google gives v2-v4 HBM in GiB and v5e/v5p in GB (then memory_gb is set)
     pod_chips: int
 
     def __post_init__(self):
-        object.__setattr__(self, "memory_gb", self.hbm_gib * 2**30 / 1e9)
-        object.__setattr__(self, "sources", {**self.sources, "memory_gb": "DERIVED: hbm_gib x 2^30 / 10^9"})
+        if self.hbm_gib is not None:
+            object.__setattr__(self, "memory_gb", self.hbm_gib * 2**30 / 1e9)
+            object.__setattr__(self, "sources", {**self.sources, "memory_gb": "DERIVED: hbm_gib x 2^30 / 10^9"})
+        if self.memory_gb is None:
+            raise NeurosimError(f"catalog: {self.key} needs hbm_gib or memory_gb")
         super().__post_init__()
 
     @property
