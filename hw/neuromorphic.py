@@ -4,7 +4,8 @@ Two entry points share one model:
 
 * :func:`cost_from_activity` takes activity counts directly - per layer ``neurons``, ``synapses``, ``synops``
   and ``spikes`` summed over ``timesteps`` for ONE sample - so a spiking simulator's result (``SimResult``:
-  synops per layer, spike counts, neuron counts, timesteps) plugs in as plain numbers.
+  synops per layer, spike counts, neuron counts, timesteps) plugs in as plain numbers;
+  :func:`cost_from_simresult` does that conversion for ``neurosim.ir.SimResult``.
 * :func:`cost_from_workload` estimates that activity from an ANN :class:`~hw.workload.Workload` until a
   converted SNN exists, with a stated firing-rate assumption you can set: for every conv/linear op,
 
@@ -81,6 +82,42 @@ def activity_from_workload(workload, *, firing_rate: float = DEFAULT_FIRING_RATE
                        "synops": macs * rin * timesteps, "spikes": neurons * firing_rate * timesteps})
     notes = [f"{n} {k} op(s) have no synaptic mapping and are not costed" for k, n in sorted(unmapped.items())]
     return layers, notes
+
+
+def activity_from_simresult(result, synapses: dict[str, float] | None = None) -> tuple[list[dict], int, int]:
+    """Per-layer activity from a spiking simulator's result (``neurosim.ir.SimResult`` or anything with its fields).
+
+    Reads ``neurons`` (per sample) and ``spike_counts`` (over the batch and all steps) per population,
+    ``synops`` (per sample, all steps) per synaptic node, ``timesteps`` and ``batch``. Synaptic nodes are
+    paired in network order with the population they feed when the counts match (Linear/Conv2d -> Neurons);
+    otherwise all synops go into one unpaired layer (totals stay exact, per-layer core placement does not).
+    ``synapses`` optionally gives each synaptic node's synapse count for the capacity model.
+    Returns ``(layers, timesteps, batch)`` for :func:`cost_from_activity`.
+    """
+    batch = max(int(getattr(result, "batch", 1) or 1), 1)
+    T = int(result.timesteps)
+    synapses = synapses or {}
+    pops = list(result.neurons.items())
+    syn = list(result.synops.items())
+    layers = [{"name": name, "kind": "population", "neurons": float(n),
+               "spikes": float(result.spike_counts.get(name, 0.0)) / batch, "synops": 0.0, "synapses": 0.0}
+              for name, n in pops]
+    if len(syn) == len(pops):
+        for layer, (sname, so) in zip(layers, syn):
+            layer.update(synops=float(so), synapses=float(synapses.get(sname, 0.0)), kind=f"{sname} -> {layer['name']}")
+    elif syn:
+        layers.append({"name": "synapses (unpaired)", "kind": "synapses", "neurons": 0.0, "spikes": 0.0,
+                       "synops": float(sum(v for _, v in syn)), "synapses": float(sum(synapses.values()))})
+    return layers, T, batch
+
+
+def cost_from_simresult(result, spec, *, synapses: dict[str, float] | None = None, model: str = "snn", **options):
+    """Cost a spiking simulation's measured activity on ``spec``: :func:`activity_from_simresult` then
+    :func:`cost_from_activity` (``options`` as there)."""
+    layers, T, batch = activity_from_simresult(result, synapses)
+    notes = [f"activity measured by the {getattr(result, 'backend', '') or 'spiking'} simulator "
+             f"({T} steps, batch {batch})"]
+    return cost_from_activity(spec, layers, timesteps=T, batch=batch, model=model, notes=notes, **options)
 
 
 def _check_rate(name, r) -> float:

@@ -223,6 +223,28 @@ def test_real_time_chips_and_capacity():
     assert s2e["energy_j"] == pytest.approx(2e6 * 10e-12)
 
 
+def test_cost_from_a_simresult():
+    """Measured activity from the spiking simulator's result type plugs in unchanged."""
+    import numpy as np
+
+    from hw.neuromorphic import cost_from_simresult
+    from neurosim.ir import SimResult
+
+    res = SimResult(output=np.zeros((4, 10)), predictions=np.zeros(4), timesteps=20,
+                    spike_counts={"lif1": 4 * 500.0, "lif2": 4 * 30.0}, neurons={"lif1": 100, "lif2": 10},
+                    firing_rates={"lif1": 0.25, "lif2": 0.15}, synops={"fc1": 50_000.0, "fc2": 5_000.0}, batch=4)
+    r = cost_from_simresult(res, hw.get("loihi"), synapses={"fc1": 78_400, "fc2": 1_000})
+    assert r["synops"] == 4 * 55_000 and r["spikes"] == 4 * 530 and r["timesteps"] == 20
+    assert [row["synops"] for row in r.rows] == [50_000, 5_000] and r.rows[0]["synapses"] == 78_400
+    hops = mean_mesh_hops(32)
+    per_sample = (55_000 * 23.6 + 110 * 20 * 81 + 530 * (1.7 + hops * 3.5)) * 1e-12
+    assert r["energy_dynamic_j"] == pytest.approx(4 * per_sample)
+    # unpaired synaptic nodes (e.g. a pooling node too) keep the totals exact
+    res.synops["pool"] = 1_000.0
+    r2 = cost_from_simresult(res, hw.get("loihi"))
+    assert r2["synops"] == 4 * 56_000 and len(r2.rows) == 3
+
+
 def test_ann_firing_rate_assumption(workloads):
     w = next(iter(workloads.values()))
     lo = hw.cost(w, "loihi", firing_rate=0.05, timesteps=16)
