@@ -51,6 +51,8 @@ from neurosim.errors import NeurosimError, UnknownNameError
 #: The studies shipped with neurosim, imported on first use of the registry (cheap: no torch at import).
 BUILTIN_MODULES = (
     "studies.zoo_profile",
+    "studies.hardware_cost",
+    "studies.seed_claims",
 )
 
 _JSON_SCALARS = (str, int, float, bool, type(None))

@@ -236,8 +236,9 @@ def study_frame(store, study, *, quick: bool | None = None, only=None):
     from studies.registry import canonical_json
 
     cv = study.code_version()
-    if quick is None and not only:
-        df = store.frame(study.name, cv)
+    if quick is None and not only:  # every stored cell, in sweep order (quick-only cells after)
+        order = [canonical_json(c) for c in study.cells() + study.cells(quick=True)]
+        df = store.frame(study.name, cv, order=order)
     else:
         keys = [canonical_json(c) for c in study.cells(quick=bool(quick), only=only)]
         df = store.frame(study.name, cv, keys=keys, order=keys)

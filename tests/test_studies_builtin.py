@@ -1,0 +1,69 @@
+"""The shipped studies: their cells agree with the public APIs they orchestrate, their claims hold."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+import studies
+from studies.store import Store
+
+
+def _run(name, tmp_path, **kw):
+    db = tmp_path / f"{name}.sqlite"
+    r = studies.run(name, db=db, workers=0, quiet=True, **kw)
+    assert r.n_failed == 0, r.failures
+    with Store(db, create=False) as s:
+        return s.frame(name)
+
+
+def _figures_and_tables(name, df):
+    from matplotlib.figure import Figure
+
+    s = studies.get(name)
+    for title, fn in s.tables:
+        assert len(fn(df)) > 0, title
+    for title, fn in s.figures:
+        assert isinstance(fn(df), Figure), title
+
+
+def test_hardware_cost_cells_are_the_cost_models(tmp_path):
+    pytest.importorskip("hw.training")
+    import hw
+    from hw.workload import profile
+
+    df = _run("hardware_cost", tmp_path, quick=True,
+              only={"model": ["lenet5", "mlp"], "device": ["h100_sxm", "tpu_v4", "loihi2"]})
+    assert set(df.device) == {"h100_sxm", "tpu_v4", "loihi2"}
+    assert set(df[df.device == "loihi2"].precision) == {"int8"}  # the chip's own precision, once
+    for r in df.itertuples():
+        w = profile(r.model, batch=r.batch)
+        ref = hw.cost(w, r.device) if r.device == "loihi2" else hw.cost(w, r.device, precision=r.precision)
+        assert r.latency_s == ref["latency_s"] and r.energy_per_inference_j == ref["energy_j"] / r.batch
+        assert r.macs_per_inference == w.macs
+        assert math.isnan(r.train_energy_kwh) == (r.device_family == "neuromorphic")
+    gpu = df[(df.device == "h100_sxm") & (df.model == "lenet5")].set_index("precision")
+    assert gpu.loc["bf16", "train_energy_kwh"] < gpu.loc["fp32", "train_energy_kwh"]  # bf16 peak > fp32 peak
+    _figures_and_tables("hardware_cost", df)
+
+
+def test_seed_claims_reproduce_the_published_numbers(tmp_path):
+    pytest.importorskip("hw.training")
+    golden = json.loads((Path(__file__).parent / "golden" / "footprints.json").read_text())
+    df = _run("seed_claims", tmp_path, only={"claim": ["gpt3_training_flops", "gpt3_training_footprint",
+                                                       "int8_memory_saving", "patterson2021_table4",
+                                                       "strubell2019_table3"]})
+    tol = {"gpt3_training_flops": golden["gpt3"]["tolerance"], "gpt3_training_footprint": 0.02,
+           "int8_memory_saving": 0.0, "patterson2021_table4": golden["patterson2021_table4"]["tolerance"],
+           "strubell2019_table3": golden["strubell2019_table3"]["tolerance"]}
+    for r in df.itertuples():
+        assert abs(r.ours - r.published) <= tol[r.claim] * r.published, r
+        assert r.diff_pct == pytest.approx(100 * (r.ours - r.published) / r.published)
+    rows = df.groupby("claim").size().to_dict()
+    assert rows["patterson2021_table4"] == 3 * len(golden["patterson2021_table4"]["rows"])
+    assert rows["strubell2019_table3"] == 2 * len(golden["strubell2019_table3"]["rows"])
+    flops = df[df.claim == "gpt3_training_flops"].iloc[0]
+    assert flops.published == 3.14e23 and "zoo gpt3_175b" in flops.method
+    _figures_and_tables("seed_claims", df)
