@@ -228,7 +228,9 @@ class Store:
 
         cells = self.cells(study, code_version, keys)
         if order is not None:
-            rank = {k: i for i, k in enumerate(order)}
+            rank: dict[str, int] = {}
+            for i, k in enumerate(order):
+                rank.setdefault(k, i)
             cells.sort(key=lambda c: rank.get(c["key"], len(rank)))
         records = []
         for c in cells:
