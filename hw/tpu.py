@@ -61,15 +61,14 @@ def cost(workload, spec, *, systolic=None, **options):
     if options.get("sparse"):
         raise NeurosimError(f"{spec.key}: TPUs publish no structured-sparsity peak")
     cycles = _systolic_callable(systolic)
-    compute = None
-    if cycles is not None:
-        clock_hz = spec.clock_mhz * 1e6
+    clock_hz = spec.clock_mhz * 1e6
 
-        def compute(op):
-            total = sum(count * cycles(m, k, n, spec.mxu_dim, spec.mxu_dim) for m, k, n, count in op.gemms())
-            return total / (spec.mxus * clock_hz) if total else None
+    def systolic_seconds(op):
+        total = sum(count * cycles(m, k, n, spec.mxu_dim, spec.mxu_dim) for m, k, n, count in op.gemms())
+        return total / (spec.mxus * clock_hz) if total else None
 
-    report = roofline(workload, spec, compute_cycles=compute, _precision_extra=_TPU_PRECISION, **options)
+    report = roofline(workload, spec, compute_cycles=systolic_seconds if cycles is not None else None,
+                      _precision_extra=_TPU_PRECISION, **options)
     report.assumptions["systolic"] = getattr(cycles, "__qualname__", None) if cycles else None
     report.assumptions["mxus"] = spec.mxus
     report.assumptions["clock_mhz"] = spec.clock_mhz
