@@ -53,6 +53,7 @@ BUILTIN_MODULES = (
     "studies.zoo_profile",
     "studies.hardware_cost",
     "studies.seed_claims",
+    "studies.ann_vs_snn",
 )
 
 _JSON_SCALARS = (str, int, float, bool, type(None))

@@ -67,3 +67,38 @@ def test_seed_claims_reproduce_the_published_numbers(tmp_path):
     flops = df[df.claim == "gpt3_training_flops"].iloc[0]
     assert flops.published == 3.14e23 and "zoo gpt3_175b" in flops.method
     _figures_and_tables("seed_claims", df)
+
+
+def test_ann_vs_snn_cells_are_the_conversion_pipeline(tmp_path):
+    pytest.importorskip("neurosim.convert")
+    pytest.importorskip("models.train")
+    import hw
+    from hw.neuromorphic import cost_from_simresult
+    from hw.workload import trace
+    from studies import ann_vs_snn as avs
+
+    df = _run("ann_vs_snn", tmp_path, quick=True, only={"backend": ["snntorch"], "timesteps": ["2", "32"]})
+    assert len(df) == 2 and set(df.timesteps) == {2, 32}
+    lo, hi = df.sort_values("timesteps").itertuples()
+    assert hi.spikes_per_sample > lo.spikes_per_sample > 0
+    assert hi.snn_accuracy >= hi.ann_accuracy - 0.05  # rate coding converges to the ANN
+    ann, snn, test_set, _ = avs._task("mlp@digits")  # cached: the same trained weights the cells used
+    res = snn.run(test_set.x[:hi.samples], 32, backend="snntorch")
+    assert res.accuracy(test_set.y[:hi.samples].numpy()) == hi.snn_accuracy
+    assert cost_from_simresult(res, hw.get("loihi2"))["energy_j"] / res.batch == pytest.approx(hi.snn_loihi2_energy_j)
+    w = trace(ann, (test_set.x[:1],))
+    assert hw.cost(w, avs.GPU)["energy_j"] == hi.ann_gpu_energy_j and w.macs == hi.macs_per_inference
+    _figures_and_tables("ann_vs_snn", df)
+
+
+@pytest.mark.lava
+def test_ann_vs_snn_runs_lava_after_training_in_the_same_process(tmp_path):
+    """torch's DataLoader picks a multiprocessing start method while training; lava-nc's import then
+    fails unless the cell clears it first (studies.ann_vs_snn._lava_ready)."""
+    pytest.importorskip("lava")
+    pytest.importorskip("neurosim.convert")
+    df = _run("ann_vs_snn", tmp_path, quick=True,
+              only={"backend": ["lava", "snntorch"], "precision": ["float"], "timesteps": ["4"]})
+    lava, ref = df.set_index("backend").loc["lava"], df.set_index("backend").loc["snntorch"]
+    assert lava.spikes_per_sample == pytest.approx(ref.spikes_per_sample)  # same IR semantics
+    assert lava.snn_accuracy == ref.snn_accuracy
