@@ -4,6 +4,6 @@
 >>> models.names()[:3]
 >>> net = models.create("resnet18", num_classes=10)
 """
-from models.registry import create, entry, example_inputs, load, names, register, save, config  # noqa: F401
+from models.registry import create, entry, example_inputs, load, names, param_count, register, save, config  # noqa: F401
 
-__all__ = ["create", "names", "entry", "example_inputs", "load", "save", "register", "config"]
+__all__ = ["create", "names", "entry", "example_inputs", "load", "save", "register", "config", "param_count"]

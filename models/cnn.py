@@ -125,8 +125,10 @@ class VGG(nn.Module):
         return self.classifier(self.flatten(self.avgpool(self.features(x))))
 
 
-@register("vgg11", family="cnn", inputs=image_inputs(3, 224), reference="torchvision vgg11", config="A")
-@register("vgg16", family="cnn", inputs=image_inputs(3, 224), reference="torchvision vgg16", config="D")
+@register("vgg11", family="cnn", inputs=image_inputs(3, 224), reference="torchvision vgg11", config="A",
+          description="VGG-11 (config A) as in torchvision: 132.9M parameters, 7.61 GMACs")
+@register("vgg16", family="cnn", inputs=image_inputs(3, 224), reference="torchvision vgg16", config="D",
+          description="VGG-16 (config D) as in torchvision: 138.4M parameters, 15.47 GMACs")
 def vgg(config: str = "D", num_classes: int = 1000, in_channels: int = 3, image_size: int = 224,
         batchnorm: bool = False, dropout: float = 0.5, activation: str = "relu") -> nn.Module:
     """VGG (Simonyan & Zisserman 2015) as in torchvision; ``config`` "A" is VGG-11, "D" VGG-16."""
@@ -231,9 +233,12 @@ class ResNet(nn.Module):
 _RESNETS = {18: (BasicBlock, [2, 2, 2, 2]), 34: (BasicBlock, [3, 4, 6, 3]), 50: (Bottleneck, [3, 4, 6, 3])}
 
 
-@register("resnet18", family="cnn", inputs=image_inputs(3, 224), reference="torchvision resnet18", depth=18)
-@register("resnet34", family="cnn", inputs=image_inputs(3, 224), reference="torchvision resnet34", depth=34)
-@register("resnet50", family="cnn", inputs=image_inputs(3, 224), reference="torchvision resnet50", depth=50)
+@register("resnet18", family="cnn", inputs=image_inputs(3, 224), reference="torchvision resnet18", depth=18,
+          description="ResNet-18 as in torchvision: 11.7M parameters, 1.81 GMACs")
+@register("resnet34", family="cnn", inputs=image_inputs(3, 224), reference="torchvision resnet34", depth=34,
+          description="ResNet-34 as in torchvision: 21.8M parameters, 3.66 GMACs")
+@register("resnet50", family="cnn", inputs=image_inputs(3, 224), reference="torchvision resnet50", depth=50,
+          description="ResNet-50 v1.5 as in torchvision: 25.6M parameters, 4.09 GMACs")
 def resnet(depth: int = 50, num_classes: int = 1000, in_channels: int = 3, image_size: int = 224,
            activation: str = "relu") -> nn.Module:
     """ResNet-18/34/50 (He et al. 2016) as in torchvision (ResNet-50 v1.5)."""

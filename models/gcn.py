@@ -80,4 +80,5 @@ def graph_inputs(batch: int, seq, cfg: dict) -> tuple:
 def gcn(in_features: int = 1433, hidden: tuple = (16,), num_classes: int = 7, num_nodes: int = 2708,
         dropout: float = 0.5, activation: str = "relu") -> nn.Module:
     """Two-layer GCN (Kipf & Welling 2017); defaults are the paper's Cora model (1433-16-7)."""
-    return GCN(in_features, tuple(hidden), num_classes, dropout, activation)
+    hidden = (int(hidden),) if isinstance(hidden, (int, float)) else tuple(int(h) for h in hidden)
+    return GCN(in_features, hidden, num_classes, dropout, activation)

@@ -17,7 +17,7 @@ from neurosim.errors import NeurosimError
 def mlp(in_features: int = 784, hidden: tuple = (256, 256), num_classes: int = 10, activation: str = "relu",
         bias: bool = True, dropout: float = 0.0) -> nn.Module:
     """MLP classifier, e.g. 784-256-256-10 (``hidden`` sets the widths of the hidden layers)."""
-    hidden = tuple(int(h) for h in hidden)
+    hidden = (int(hidden),) if isinstance(hidden, (int, float)) else tuple(int(h) for h in hidden)
     if in_features < 1 or num_classes < 1 or any(h < 1 for h in hidden):
         raise NeurosimError(f"mlp: widths must be positive, got in_features={in_features}, hidden={hidden}, "
                             f"num_classes={num_classes}")

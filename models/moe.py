@@ -24,6 +24,11 @@ real hardware with static capacity.
 (Hugging Face ``mistralai/Mixtral-8x7B-v0.1`` config: 32 layers, d_model 4096, 32 query / 8 KV heads,
 8 SwiGLU experts of width 14336, top-2, vocabulary 32000, RMSNorm, RoPE, untied head):
 46,702,792,704 parameters; build it on ``torch.device("meta")`` only.
+Capacity couples the tokens of a batch: in choice-major order a later token's first choice can take
+the slot an earlier token's second choice wanted, so with drops a token's output can depend on other
+tokens, later ones included (true of Switch and GShard too). ``capacity_factor >= E / k`` never drops
+(every expert can take every token) and is exactly per-token, hence causal; it costs ``E / k`` times
+the expert MACs on padded slots.
 Switch's load-balancing loss ``E * sum_i f_i * P_i`` of the last forward is kept in ``aux_loss``.
 """
 from __future__ import annotations
@@ -165,10 +170,12 @@ class MoETransformer(nn.Module):
         return sum(b.moe.aux_loss for b in self.blocks)
 
 
-@register("moe_tiny", family="moe", inputs=token_inputs(64))
+@register("moe_tiny", family="moe", inputs=token_inputs(64),
+          description="tiny MoE decoder: 4 SwiGLU experts, top-2, capacity factor 1, RoPE")
 @register("mixtral_8x7b", family="moe", inputs=token_inputs(2048), reference="Mixtral 8x7B (Jiang et al. 2024)",
           vocab_size=32000, max_seq_len=32768, d_model=4096, n_layers=32, n_heads=32, n_kv_heads=8, d_ff=14336,
-          num_experts=8, top_k=2, rope_base=1e6)
+          num_experts=8, top_k=2, rope_base=1e6,
+          description="Mixtral 8x7B shape: 8 experts top-2, GQA, 46.7B parameters; build on meta only")
 def moe(vocab_size: int = 256, max_seq_len: int = 128, d_model: int = 64, n_layers: int = 2, n_heads: int = 4,
         n_kv_heads: int = 4, d_ff: int = 128, num_experts: int = 4, top_k: int = 2, capacity_factor: float = 1.0,
         expert_activation: str = "swiglu", norm: str = "rmsnorm", rope: bool = True, rope_base: float = 10000.0,

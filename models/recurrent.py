@@ -85,8 +85,10 @@ class RecurrentClassifier(nn.Module):
         return x if self.head is None else self.head(x[:, -1])
 
 
-@register("lstm", family="recurrent", inputs=sequence_inputs(16), cell="lstm")
-@register("gru", family="recurrent", inputs=sequence_inputs(16), cell="gru")
+@register("lstm", family="recurrent", inputs=sequence_inputs(16), cell="lstm",
+          description="LSTM sequence classifier (last hidden state -> linear)")
+@register("gru", family="recurrent", inputs=sequence_inputs(16), cell="gru",
+          description="GRU sequence classifier (last hidden state -> linear)")
 def recurrent(cell: str = "lstm", input_size: int = 4, hidden_size: int = 64, num_layers: int = 1,
               num_classes: int = 4, dropout: float = 0.0) -> nn.Module:
     """LSTM or GRU sequence classifier (last step's hidden state -> linear)."""

@@ -42,16 +42,18 @@ class Entry:
 _REGISTRY: dict[str, Entry] = {}
 
 
-def register(name: str, *, family: str, inputs: InputFn, reference: str | None = None, **defaults):
+def register(name: str, *, family: str, inputs: InputFn, reference: str | None = None,
+             description: str | None = None, **defaults):
     """Decorator: register ``builder(**cfg) -> nn.Module`` under ``name``; a duplicate name raises.
 
     ``defaults`` override the builder's keyword defaults for this entry (one builder, many configs).
+    ``description`` (one line) defaults to the first line of the builder's docstring.
     """
 
     def deco(builder: Callable[..., nn.Module]):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is already registered (by {_REGISTRY[name].build.__module__})")
-        doc = (inspect.getdoc(builder) or "").split("\n")[0]
+        doc = description or (inspect.getdoc(builder) or "").split("\n")[0]
         _REGISTRY[name] = Entry(name, family, builder, inputs, reference, doc, dict(defaults))
         return builder
 
@@ -97,6 +99,13 @@ def create(name: str, **overrides) -> nn.Module:
     model = e.build(**cfg)
     model.neurosim_config = {"name": name, "overrides": dict(overrides)}
     return model
+
+
+def param_count(name: str, **overrides) -> int:
+    """Parameters of ``create(name, **overrides)``, built on the meta device (tied weights once)."""
+    with torch.device("meta"):
+        model = create(name, **overrides)
+    return sum(p.numel() for p in model.parameters())
 
 
 def example_inputs(name: str, batch: int = 1, seq: int | None = None, **overrides) -> tuple:

@@ -164,9 +164,11 @@ class BERT(nn.Module):
         return x, pooled
 
 
-@register("bert_base", family="transformer", inputs=token_inputs(128), reference="HF BertModel bert-base-uncased")
+@register("bert_base", family="transformer", inputs=token_inputs(128), reference="HF BertModel bert-base-uncased",
+          description="BERT-base with pooler (Devlin et al. 2019): 109.5M parameters")
 @register("bert_tiny", family="transformer", inputs=token_inputs(128), d_model=128, n_layers=2, n_heads=2,
-          d_ff=512)
+          d_ff=512,
+          description="BERT-Tiny, L=2 H=128 A=2 (Turc et al. 2019); set num_classes to classify")
 def bert(vocab_size: int = 30522, max_seq_len: int = 512, type_vocab_size: int = 2, d_model: int = 768,
          n_layers: int = 12, n_heads: int = 12, d_ff: int = 3072, dropout: float = 0.1, num_classes: int = 0,
          activation: str = "gelu") -> nn.Module:
@@ -215,11 +217,14 @@ class GPT(nn.Module):
         return self.head(x)
 
 
-@register("gpt2", family="transformer", inputs=token_inputs(1024), reference="HF GPT2LMHeadModel gpt2 (small)")
+@register("gpt2", family="transformer", inputs=token_inputs(1024), reference="HF GPT2LMHeadModel gpt2 (small)",
+          description="GPT-2 small (Radford et al. 2019), tied embeddings: 124.4M parameters")
 @register("gpt_tiny", family="transformer", inputs=token_inputs(64), vocab_size=256, max_seq_len=128, d_model=64,
-          n_layers=2, n_heads=4, d_ff=256, dropout=0.0)
+          n_layers=2, n_heads=4, d_ff=256, dropout=0.0,
+          description="tiny byte-level GPT: 2 layers, width 64, context 128")
 @register("gpt3_175b", family="transformer", inputs=token_inputs(2048), reference="GPT-3 175B (Brown et al. 2020)",
-          max_seq_len=2048, d_model=12288, n_layers=96, n_heads=96, d_ff=4 * 12288, dropout=0.0)
+          max_seq_len=2048, d_model=12288, n_layers=96, n_heads=96, d_ff=4 * 12288, dropout=0.0,
+          description="GPT-3 175B (Brown et al. 2020, Table 2.1), dense attention; build on meta only")
 def gpt(vocab_size: int = 50257, max_seq_len: int = 1024, d_model: int = 768, n_layers: int = 12, n_heads: int = 12,
         d_ff: int = 3072, dropout: float = 0.1, bias: bool = True, tie_embeddings: bool = True, num_classes: int = 0,
         activation: str = "gelu_tanh") -> nn.Module:
