@@ -643,9 +643,10 @@ class SimResult:
     ``output`` [batch, classes]: the readout (module docstring, step 3). ``predictions`` [batch].
     Per population (keyed by node name, in network order): ``spike_counts`` (total spikes over the
     batch and all steps), ``neurons`` (neurons per sample), ``firing_rates`` (spikes per neuron per
-    step, averaged over the batch). Per synaptic node (Linear/Conv2d/pooling/Add, keyed by name):
-    ``synops`` (synaptic operations per sample over all steps: every nonzero input event times the
-    number of synapses it drives; for a direct-encoded input these events are analog MACs).
+    step, averaged over the batch). Per weight layer (Linear/Conv2d, and Add nodes with a spiking
+    input, keyed by name): ``synops``, synaptic operations per sample over all steps: every nonzero
+    input element at every step times the nonzero weights it drives (an Add: one per input spike);
+    for a direct-encoded input these are analog MACs, counted every step.
     ``trace`` (optional) [T, batch, classes]: the readout after each step ``t`` (``scale * A_t / t``),
     equal to what a ``t``-step run would return, so one run gives accuracy at every ``t <= T``.
     """

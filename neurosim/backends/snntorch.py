@@ -38,43 +38,59 @@ from neurosim.ir import (INPUT, Add, AvgPool2d, Conv2d, Flatten, Linear, Neurons
                          SpikingNetwork, SumPool2d)
 
 MODES = ("layer", "step")
-NEURON_IMPLS = ("snntorch", "native")
+NEURON_IMPLS = ("auto", "snntorch", "torch", "numba")
 
 
 # ---- neuron modules ---------------------------------------------------------------------------------
 
+# All three neuron implementations apply a spike's reset lazily, at the start of the next step, in
+# exactly snntorch.Leaky's (reset_delay=True) floating-point order, so they agree bit for bit:
+#   subtract, leak 1:  v = (v + I') - s_prev * threshold         (I' = I + bias)
+#   subtract, leak<1:  v = leak * (v - s_prev * threshold) + I'  (Leaky cannot: ours only)
+#   zero:              v = leak * (v_reset if s_prev else v) + I'
+#   s = v > threshold
+# which is the IR's update (reset right after the spike) with the same spikes.
+
+
 class _NativeNeurons(nn.Module):
-    """The IR's IF/LIF update in three tensor ops; used where snntorch.Leaky cannot express a node."""
+    """The IR's IF/LIF update as a few in-place tensor ops; also where snntorch.Leaky cannot express a node."""
 
     def __init__(self, node: Neurons, dtype):
         super().__init__()
         self.leak, self.reset, self.v_reset = node.leak, node.reset, node.v_reset
         self.register_buffer("threshold", torch.as_tensor(node.threshold, dtype=dtype))
-        self.unit = bool(np.all(node.threshold == 1.0))
 
-    def forward(self, current, mem):
-        # in place: ``mem`` is this population's own buffer (see _Populations.init_mem)
-        if self.leak != 1.0:
-            mem.mul_(self.leak)
-        mem.add_(current)
-        fired = mem > self.threshold
-        spk = fired.to(mem.dtype)
+    def forward(self, current, state):
+        v, s_prev = state  # v: this population's own buffer (see _Populations.init_state)
         if self.reset == "subtract":
-            mem.sub_(spk if self.unit else spk * self.threshold)
+            if self.leak == 1.0:
+                v.add_(current).sub_(s_prev * self.threshold)
+            else:
+                v.sub_(s_prev * self.threshold).mul_(self.leak).add_(current)
         else:
-            mem.masked_fill_(fired, self.v_reset)
-        return spk, mem
+            v.masked_fill_(s_prev.bool(), self.v_reset)
+            if self.leak != 1.0:
+                v.mul_(self.leak)
+            v.add_(current)
+        spk = (v > self.threshold).to(v.dtype)
+        return spk, (v, spk)
 
 
 class _LeakyNeurons(nn.Module):
-    """``snntorch.Leaky`` configured to the IR update (see the module docstring)."""
+    """``snntorch.Leaky(beta=leak, reset_mechanism=..., reset_delay=True)``: the IR update (see above).
+
+    With ``reset_delay=True`` Leaky stores the pre-reset membrane and subtracts the threshold at the
+    next step, which is the IR's update for leak 1 (and for the zero reset at any leak) even when an
+    input exceeds one threshold per step. Its ``reset_delay=False`` variant undoes the reset of a
+    neuron whose membrane stays above threshold after a spike, so it is not used.
+    """
 
     def __init__(self, node: Neurons, dtype):
         super().__init__()
         import snntorch as snn
 
         self.leaky = snn.Leaky(beta=node.leak, threshold=torch.as_tensor(node.threshold, dtype=dtype),
-                               reset_mechanism=node.reset, reset_delay=False)
+                               reset_mechanism=node.reset, reset_delay=True)
         # snntorch keeps every neuron ever built in a class-level list (for reset_hidden); ours manage
         # their own state, and staying on that list would keep their membranes alive forever.
         try:
@@ -82,28 +98,117 @@ class _LeakyNeurons(nn.Module):
         except ValueError:
             pass
 
-    def forward(self, current, mem):
-        spk, mem = self.leaky(current, mem)
-        return spk.to(mem.dtype), mem  # snntorch's Heaviside returns float32 whatever the input
+    @staticmethod
+    def supports(node: Neurons) -> bool:
+        ok_reset = (node.reset == "subtract" and node.leak == 1.0) or (node.reset == "zero" and node.v_reset == 0.0)
+        return ok_reset and bool(np.all(node.v_init <= node.threshold))  # Leaky resets a v_init above threshold
+
+    def forward(self, current, state):
+        spk, mem = self.leaky(current, state[0])
+        return spk.to(mem.dtype), (mem, None)  # snntorch's Heaviside returns float32 whatever the input
 
 
 class _Populations(nn.Module):
     def __init__(self, node: Neurons, impl: str, dtype):
         super().__init__()
-        native = impl == "native" or (node.reset == "zero" and node.v_reset != 0.0)
-        self.cell = _NativeNeurons(node, dtype) if native else _LeakyNeurons(node, dtype)
+        leaky = impl in ("snntorch", "auto", "numba") and _LeakyNeurons.supports(node)
+        self.cell = _LeakyNeurons(node, dtype) if leaky else _NativeNeurons(node, dtype)
         self.register_buffer("bias", torch.as_tensor(node.bias, dtype=dtype))
         self.register_buffer("v_init", torch.as_tensor(node.v_init, dtype=dtype))
         self.has_bias = bool(np.any(node.bias != 0))
         self.shape = node.shape
 
-    def init_mem(self, batch: int, device, dtype):
-        return self.v_init.expand(batch, *self.shape).to(device=device, dtype=dtype).clone()
+    def init_state(self, batch: int, device, dtype):
+        v = self.v_init.expand(batch, *self.shape).to(device=device, dtype=dtype).clone()
+        return v, torch.zeros_like(v)
 
-    def step(self, current, mem):
+    def step(self, current, state):
         if self.has_bias:
             current = current + self.bias
-        return self.cell(current, mem)
+        return self.cell(current, state)
+
+
+# ---- the fused neuron kernel (layer mode on the CPU) ----------------------------------------------
+
+def if_layer_reference(cur, thr, bias, v0, leak, subtract, v_reset, T):
+    """Numpy reference of the neuron update over all steps (the lazy-reset order above).
+
+    ``cur`` [T or 1, N] input currents (one row: the same every step), ``thr``/``bias``/``v0`` [N].
+    Returns spikes [T, N] (0/1 in ``cur``'s dtype) and spike counts [N].
+    """
+    dt = cur.dtype.type
+    v = v0.astype(cur.dtype).copy()
+    s = np.zeros(cur.shape[1], bool)
+    out = np.zeros((T, cur.shape[1]), cur.dtype)
+    for t in range(T):
+        x = cur[0 if cur.shape[0] == 1 else t] + bias
+        if subtract and leak == 1.0:
+            v = (v + x) - s * thr
+        elif subtract:
+            v = dt(leak) * (v - s * thr) + x
+        else:
+            v = dt(leak) * np.where(s, dt(v_reset), v) + x if leak != 1.0 else np.where(s, dt(v_reset), v) + x
+        s = v > thr
+        out[t] = s
+    return out, out.sum(0).astype(np.int64)
+
+
+_KERNEL = None
+
+
+def _kernel():
+    """The numba version of :func:`if_layer_reference`: one pass per neuron over all T, in parallel."""
+    global _KERNEL
+    if _KERNEL is None:
+        from numba import njit, prange
+
+        @njit(parallel=True, cache=True)
+        def if_layer(cur, thr, bias, v0, leak, subtract, v_reset, out, counts):
+            T, N = out.shape
+            const = cur.shape[0] == 1
+            n = thr.shape[0]
+            zero = thr[0] - thr[0]
+            for i in prange(N):
+                j = i % n
+                v = v0[j]
+                th = thr[j]
+                b = bias[j]
+                s = False
+                c = 0
+                for t in range(T):
+                    x = (cur[0, i] if const else cur[t, i]) + b
+                    if subtract:
+                        if leak == 1.0:
+                            v = (v + x) - (th if s else zero)
+                        else:
+                            v = leak * (v - (th if s else zero)) + x
+                    else:
+                        if s:
+                            v = v_reset
+                        v = (leak * v + x) if leak != 1.0 else v + x
+                    s = v > th
+                    if s:
+                        out[t, i] = 1.0
+                        c += 1
+                    else:
+                        out[t, i] = 0.0
+                counts[i] = c
+
+        _KERNEL = if_layer
+    return _KERNEL
+
+
+def _numba_population(node: Neurons, cur: torch.Tensor, T: int, B: int, dtype):
+    """Run population ``node`` on currents [T or 1, B, *shape]; returns spikes [T, B, *shape], counts [B, *shape]."""
+    npdt = np.float32 if dtype == torch.float32 else np.float64
+    shape = node.shape
+    full = lambda a: np.ascontiguousarray(np.broadcast_to(a, shape).reshape(-1), dtype=npdt)  # noqa: E731
+    c = np.ascontiguousarray(cur.reshape(cur.shape[0], -1).numpy(), dtype=npdt)
+    out = np.empty((T, c.shape[1]), npdt)
+    counts = np.empty(c.shape[1], np.int64)
+    _kernel()(c, full(node.threshold), full(node.bias), full(node.v_init), npdt(node.leak),
+              node.reset == "subtract", npdt(node.v_reset), out, counts)
+    return torch.from_numpy(out).view(T, B, *shape), torch.from_numpy(counts).view(B, *shape)
 
 
 # ---- lowering ---------------------------------------------------------------------------------------
@@ -131,7 +236,7 @@ class Lowered(nn.Module):
         super().__init__()
         if neuron_impl not in NEURON_IMPLS:
             raise NeurosimError(f"unknown neuron_impl {neuron_impl!r}; valid: {', '.join(NEURON_IMPLS)}")
-        self.net, self.dtype = net, dtype
+        self.net, self.dtype, self.impl = net, dtype, neuron_impl
         self.synapses = nn.ModuleDict()
         self.neurons = nn.ModuleDict()
         self.key = {}
@@ -189,18 +294,32 @@ def _fanout(node, in_shape, dtype=torch.float64) -> torch.Tensor | None:
 
 
 class _Stats:
+    """Spike counts per population and synaptic operations per weight layer.
+
+    SynOps (Merolla et al. 2014; Rueckauer et al. 2017): each nonzero input element at each step
+    times the nonzero weights it drives, counted at Linear/Conv2d nodes (a direct-encoded input
+    counts every step, as analog MACs), plus one per spike on an identity shortcut into an Add.
+    Pooling, flatten and the Add of currents are not counted: hardware folds them into the next
+    weight layer or the dendritic sum.
+    """
+
     def __init__(self, net: SpikingNetwork):
         self.net = net
         self.spikes = {k: 0.0 for k in net.populations}
         self.synops = {}
         self.fanout = {}
+        self.inputs = {}  # node -> indices of the inputs that are counted
         for k, n in net.nodes.items():
-            if isinstance(n, (Linear, Conv2d, AvgPool2d, SumPool2d)):
+            if isinstance(n, (Linear, Conv2d)):
                 self.fanout[k] = [_fanout(n, net.shapes[n.inputs[0]])]
+                self.inputs[k] = [0]
                 self.synops[k] = 0.0
             elif isinstance(n, Add):
-                self.fanout[k] = [None] * len(n.inputs)
-                self.synops[k] = 0.0
+                spk = [j for j, i in enumerate(n.inputs) if net._spike_source(i) is not None]
+                if spk:
+                    self.fanout[k] = [None] * len(n.inputs)
+                    self.inputs[k] = spk
+                    self.synops[k] = 0.0
 
     def events(self, k: str, j: int, nonzero_counts: torch.Tensor):
         """``nonzero_counts`` [B, *in_shape]: nonzero input steps per element for input j of node k."""
@@ -229,36 +348,50 @@ def _run_layer(low: Lowered, e: torch.Tensor, const_input: bool, T: int, stats: 
     net = low.net
     B = e.shape[1]
     vals = {INPUT: _Val(e, const_input)}
+    counts: dict[str, torch.Tensor] = {}  # nonzero steps per element [B, ...], where known cheaply
     remaining = {k: len(net.consumers(k)) for k in [INPUT, *net.nodes]}
+    use_numba = low.impl == "numba" or (low.impl == "auto" and e.device.type == "cpu")
     for k, n in net.nodes.items():
         ins = [vals[i] for i in n.inputs]
         if k in stats.synops:
-            for j, v in enumerate(ins):
-                nz = (v.x != 0).sum(0) * (T if v.const else 1)
+            for j in stats.inputs[k]:
+                i, v = n.inputs[j], ins[j]
+                nz = counts.get(i)
+                if nz is None:
+                    nz = (v.x != 0).sum(0) * (T if v.const else 1)
                 stats.events(k, j, nz)
         if isinstance(n, Neurons):
-            pop = low.neurons[low.key[k]]
             src = ins[0]
-            out = torch.empty(T, B, *n.shape, dtype=low.dtype, device=e.device)
-            mem = pop.init_mem(B, e.device, low.dtype)
-            for t in range(T):
-                out[t], mem = pop.step(src.at(t), mem)
-            stats.spikes[k] += float(out.sum())
+            if use_numba:
+                out, cnt = _numba_population(n, src.x, T, B, low.dtype)
+            else:
+                pop = low.neurons[low.key[k]]
+                out = torch.empty(T, B, *n.shape, dtype=low.dtype, device=e.device)
+                state = pop.init_state(B, e.device, low.dtype)
+                for t in range(T):
+                    out[t], state = pop.step(src.at(t), state)
+                cnt = out.sum(0)
+            counts[k] = cnt
+            stats.spikes[k] += float(cnt.sum())
             vals[k] = _Val(out)
         elif isinstance(n, SpikeMaxPool2d):
             x = ins[0].x
             c = torch.cumsum(x, 0)
             m = F.max_pool2d(c.flatten(0, 1), n.kernel_size, n.stride, n.padding).unflatten(0, (T, B))
+            counts[k] = m[-1]
             vals[k] = _Val(torch.diff(m, dim=0, prepend=torch.zeros_like(m[:1])))
         else:
             const = all(v.const for v in ins)
             xs = [v.x if const or not v.const else v.x.expand(T, *v.x.shape[1:]) for v in ins]
             y = low.apply(k, [x.flatten(0, 1) for x in xs])
             vals[k] = _Val(y.unflatten(0, (xs[0].shape[0], B)), const)
+            if isinstance(n, Flatten) and n.inputs[0] in counts:
+                counts[k] = counts[n.inputs[0]].flatten(1)
         for i in n.inputs:  # free what no later node reads
             remaining[i] -= 1
             if remaining[i] == 0 and i != net.readout.node:
                 vals.pop(i, None)
+                counts.pop(i, None)
     r = vals[net.readout.node]
     y = r.x.expand(T, *r.x.shape[1:]) if r.const else r.x
     if record:
@@ -271,10 +404,10 @@ def _run_layer(low: Lowered, e: torch.Tensor, const_input: bool, T: int, stats: 
 def _run_step(low: Lowered, e: torch.Tensor, const_input: bool, T: int, stats: _Stats, record: bool):
     net = low.net
     B = e.shape[1]
-    mem = {k: low.neurons[low.key[k]].init_mem(B, e.device, low.dtype) for k in net.populations}
+    mem = {k: low.neurons[low.key[k]].init_state(B, e.device, low.dtype) for k in net.populations}
     counts = {k: torch.zeros(B, *net.shapes[n.inputs[0]], dtype=low.dtype, device=e.device)
               for k, n in net.nodes.items() if isinstance(n, SpikeMaxPool2d)}
-    nonzero = {(k, j): 0 for k in stats.synops for j in range(len(net.nodes[k].inputs))}
+    nonzero = {(k, j): 0 for k in stats.synops for j in stats.inputs[k]}
     acc = torch.zeros(B, net.num_classes, dtype=low.dtype, device=e.device)
     trace = torch.empty(T, B, net.num_classes, dtype=low.dtype, device=e.device) if record else None
     for t in range(T):
@@ -282,8 +415,8 @@ def _run_step(low: Lowered, e: torch.Tensor, const_input: bool, T: int, stats: _
         for k, n in net.nodes.items():
             xs = [v[i] for i in n.inputs]
             if k in stats.synops:
-                for j, x in enumerate(xs):
-                    nonzero[(k, j)] = nonzero[(k, j)] + (x != 0).to(torch.int64)
+                for j in stats.inputs[k]:
+                    nonzero[(k, j)] = nonzero[(k, j)] + (xs[j] != 0).to(torch.int64)
             if isinstance(n, Neurons):
                 v[k], mem[k] = low.neurons[low.key[k]].step(xs[0], mem[k])
                 stats.spikes[k] += float(v[k].sum())
@@ -309,12 +442,13 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 @register_backend("snntorch", precisions=("float",),
                   description="snntorch Leaky neurons (beta=leak, subtractive reset), batched torch synapses")
 def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *, batch_size: int | None = None,
-        mode: str = "layer", neuron_impl: str = "snntorch", seed: int = 0, record_trace: bool = False,
+        mode: str = "layer", neuron_impl: str = "auto", seed: int = 0, record_trace: bool = False,
         dtype: str = "float32", device: str = "cpu", max_memory_mib: float = 512.0) -> SimResult:
     """Run ``net`` for ``timesteps`` steps on ``inputs`` [batch, *input_shape] (tensor or array).
 
-    ``mode``: ``"layer"`` or ``"step"`` (module docstring). ``neuron_impl``: ``"snntorch"`` (Leaky) or
-    ``"native"`` (our own update, same numbers). ``seed`` seeds Poisson encoding. ``record_trace`` keeps
+    ``mode``: ``"layer"`` or ``"step"`` (module docstring). ``neuron_impl``: ``"snntorch"`` (Leaky, every
+    step), ``"torch"`` (our in-place update), ``"numba"`` (the fused kernel; layer mode, CPU) or
+    ``"auto"`` (numba in layer mode on the CPU, snntorch otherwise); all give the same spikes. ``seed`` seeds Poisson encoding. ``record_trace`` keeps
     the readout after every step (``SimResult.trace``). ``dtype``: ``"float32"`` (the float precision)
     or ``"float64"`` (for exactness tests). ``batch_size`` defaults to what fits ``max_memory_mib``.
     """
