@@ -181,7 +181,8 @@ def test_cli_bad_input_is_one_line_exit_2(capsys):
     assert main(["profile", "no_such_model"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown model 'no_such_model'; valid:" in err[0]
-    assert main(["profile", "no_such_model", "--input-shape", "3xfoo"]) == 2
+    assert main(["profile", "resnet18", "--input-shape", "3xfoo"]) == 2
+    assert capsys.readouterr().err.strip() == "neurosim profile: error: --input-shape '3xfoo' must be integers like 3x224x224"
     with pytest.raises(SystemExit) as e:
         main(["profile"])
     assert e.value.code == 2
