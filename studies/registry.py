@@ -54,6 +54,7 @@ BUILTIN_MODULES = (
     "studies.hardware_cost",
     "studies.seed_claims",
     "studies.ann_vs_snn",
+    "studies.systolic_dataflows",
 )
 
 _JSON_SCALARS = (str, int, float, bool, type(None))

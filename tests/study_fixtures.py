@@ -37,3 +37,9 @@ def fixture_flaky(i: int) -> dict:
     if str(i) in os.environ.get("FIXTURE_FAIL", "").split(","):
         raise RuntimeError(f"cell {i} failed on purpose")
     return {"value": 10 * i}
+
+
+@study("fixture_needs_missing", sweep=Sweep(i=[0]), requires=("neurosim_no_such_module",))
+def fixture_needs_missing(i: int) -> dict:
+    """Declares a dependency that is not installed."""
+    return {"i": i}

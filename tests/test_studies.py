@@ -142,3 +142,13 @@ def test_run_all_quick_writes_one_combined_report(tmp_path):
     text = path.read_text()
     assert "## Summary" in text and "Study `zoo_profile`" in text and "Study `fixture_numeric`" in text
     assert (path.parent / "zoo_profile.csv").exists() and (path.parent / "report.html").exists()
+
+
+def test_a_study_whose_dependency_is_missing_fails_clearly_and_is_skipped_in_the_demo(tmp_path, capsys):
+    rc = main(["study", "run", "fixture_needs_missing", "--module", FIXTURES, "--db", str(tmp_path / "m.sqlite"),
+               "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "needs neurosim_no_such_module" in err
+    studies.load_module(FIXTURES)
+    path = studies.run_all_quick(tmp_path / "demo", names=["fixture_needs_missing", "fixture_numeric"], workers=0)
+    assert "skipped: study 'fixture_needs_missing' needs neurosim_no_such_module" in path.read_text()

@@ -102,3 +102,16 @@ def test_ann_vs_snn_runs_lava_after_training_in_the_same_process(tmp_path):
     lava, ref = df.set_index("backend").loc["lava"], df.set_index("backend").loc["snntorch"]
     assert lava.spikes_per_sample == pytest.approx(ref.spikes_per_sample)  # same IR semantics
     assert lava.snn_accuracy == ref.snn_accuracy
+
+
+def test_systolic_dataflows_cells_are_the_simulator(tmp_path):
+    pytest.importorskip("hw.systolic.workload")
+    from hw.systolic import simulate_model
+
+    df = _run("systolic_dataflows", tmp_path, quick=True, only={"model": ["lenet5"], "array": ["16x16"]})
+    assert sorted(df.dataflow) == ["is", "os", "ws"] and df.macs.nunique() == 1  # MACs do not depend on dataflow
+    for r in df.itertuples():
+        t = simulate_model("lenet5", array=(16, 16), dataflow=r.dataflow, batch=1).totals()
+        assert (r.cycles, r.dram_reads, r.util_pct) == (t["cycles"], t["dram_reads"], t["util_pct"])
+        assert 0 < r.util_pct <= 100
+    _figures_and_tables("systolic_dataflows", df)
