@@ -1,0 +1,214 @@
+"""Systolic-array configuration: the array, its three SRAMs and the DRAM interface, read from SCALE-Sim v2 ``.cfg``.
+
+A SCALE-Sim v2 config is an INI file::
+
+    [general]
+    run_name = scale_example_run_32x32_os
+    [architecture_presets]
+    ArrayHeight: 32            ArrayWidth: 32
+    IfmapSramSzkB: 64          FilterSramSzkB: 64        OfmapSramSzkB: 64
+    IfmapOffset: 0             FilterOffset: 10000000    OfmapOffset: 20000000
+    Dataflow : os              Bandwidth : 10
+    [run_presets]
+    InterfaceBandwidth: CALC   (or USER: then Bandwidth, words/cycle, is the DRAM interface width)
+
+Keys are case-insensitive (configparser's rule, which SCALE-Sim relies on). SRAM sizes are KiB of
+one-byte words (SCALE-Sim's ``word_size = 1``). Unlike SCALE-Sim, which prints a warning and carries on,
+every problem raises :class:`ConfigError` naming the file, the line and the field.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from neurosim.errors import NeurosimError
+
+DATAFLOWS = ("os", "ws", "is")
+BANDWIDTH_MODES = ("CALC", "USER")
+
+
+class ConfigError(NeurosimError):
+    """A malformed or inconsistent config or topology file: ``path:line: field: what is wrong``."""
+
+    def __init__(self, path, line, field, message):
+        self.path, self.line, self.field = str(path), line, field
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class SystolicConfig:
+    """One accelerator: an ``array_rows x array_cols`` PE array, dataflow, SRAMs (KiB) and DRAM interface.
+
+    ``bandwidth_mode`` is ``"CALC"`` (SCALE-Sim's estimate mode: reads never stall, the DRAM bandwidth
+    needed is reported) or ``"USER"`` (a DRAM interface of ``bandwidth_words`` words per cycle feeds
+    double-buffered scratchpads; the array stalls when a prefetch is late). ``os_timing="paper"`` adds
+    the ``R`` output-drain cycles per output-stationary fold that the SCALE-Sim paper's formula
+    ``2R + C + T - 2`` counts and its code does not (default ``"scalesim"``: ``R + C + T - 2``).
+    """
+
+    run_name: str = "neurosim_systolic"
+    array_rows: int = 32
+    array_cols: int = 32
+    ifmap_sram_kib: int = 64
+    filter_sram_kib: int = 64
+    ofmap_sram_kib: int = 64
+    ifmap_offset: int = 0
+    filter_offset: int = 10_000_000
+    ofmap_offset: int = 20_000_000
+    dataflow: str = "os"
+    bandwidth_mode: str = "CALC"
+    bandwidth_words: int | None = None
+    os_timing: str = "scalesim"
+
+    def __post_init__(self):
+        for f in ("array_rows", "array_cols", "ifmap_sram_kib", "filter_sram_kib", "ofmap_sram_kib"):
+            v = getattr(self, f)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise NeurosimError(f"{f} must be a positive integer, got {v!r}")
+        for f in ("ifmap_offset", "filter_offset", "ofmap_offset"):
+            v = getattr(self, f)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise NeurosimError(f"{f} must be a non-negative integer, got {v!r}")
+        if self.dataflow not in DATAFLOWS:
+            raise NeurosimError(f"unknown dataflow {self.dataflow!r}; valid: {', '.join(DATAFLOWS)}")
+        if self.bandwidth_mode not in BANDWIDTH_MODES:
+            raise NeurosimError(f"bandwidth_mode must be CALC or USER, got {self.bandwidth_mode!r}")
+        if self.bandwidth_mode == "USER":
+            bw = self.bandwidth_words
+            if not isinstance(bw, int) or isinstance(bw, bool) or bw < 1:
+                raise NeurosimError(f"USER bandwidth mode needs bandwidth_words, a positive integer, got {bw!r}")
+        if self.os_timing not in ("scalesim", "paper"):
+            raise NeurosimError(f"os_timing must be 'scalesim' or 'paper', got {self.os_timing!r}")
+        if not self.run_name or "/" in self.run_name or os.sep in self.run_name:
+            raise NeurosimError(f"run_name must be a non-empty name without path separators, got {self.run_name!r}")
+
+    @property
+    def user_bandwidth(self) -> bool:
+        return self.bandwidth_mode == "USER"
+
+    def with_(self, **changes) -> "SystolicConfig":
+        return replace(self, **changes)
+
+
+# ---- the .cfg reader ------------------------------------------------------------------------------------
+
+_FIELDS = {  # (section, key) -> (attribute, kind)
+    ("general", "run_name"): ("run_name", "str"),
+    ("architecture_presets", "arrayheight"): ("array_rows", "pos"),
+    ("architecture_presets", "arraywidth"): ("array_cols", "pos"),
+    ("architecture_presets", "ifmapsramszkb"): ("ifmap_sram_kib", "pos"),
+    ("architecture_presets", "filtersramszkb"): ("filter_sram_kib", "pos"),
+    ("architecture_presets", "ofmapsramszkb"): ("ofmap_sram_kib", "pos"),
+    ("architecture_presets", "ifmapoffset"): ("ifmap_offset", "nonneg"),
+    ("architecture_presets", "filteroffset"): ("filter_offset", "nonneg"),
+    ("architecture_presets", "ofmapoffset"): ("ofmap_offset", "nonneg"),
+    ("architecture_presets", "dataflow"): ("dataflow", "dataflow"),
+    ("run_presets", "interfacebandwidth"): ("bandwidth_mode", "mode"),
+}
+_SPELLING = {"run_name": "run_name", "arrayheight": "ArrayHeight", "arraywidth": "ArrayWidth",
+             "ifmapsramszkb": "IfmapSramSzkB", "filtersramszkb": "FilterSramSzkB", "ofmapsramszkb": "OfmapSramSzkB",
+             "ifmapoffset": "IfmapOffset", "filteroffset": "FilterOffset", "ofmapoffset": "OfmapOffset",
+             "dataflow": "Dataflow", "interfacebandwidth": "InterfaceBandwidth", "bandwidth": "Bandwidth"}
+
+
+def _parse_ini(path: Path):
+    """INI -> {section: {key_lower: (value, line)}}, {section: header_line}; configparser's syntax."""
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(path, None, None, f"cannot read config: {e.strerror or e}") from None
+    sections: dict[str, dict[str, tuple[str, int]]] = {}
+    headers: dict[str, int] = {}
+    current = None
+    lines = text.splitlines()
+    for n, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("["):
+            if not line.endswith("]"):
+                raise ConfigError(path, n, None, f"malformed section header {line!r}")
+            current = line[1:-1].strip()
+            if current in sections:
+                raise ConfigError(path, n, None, f"section [{current}] appears twice")
+            sections[current] = {}
+            headers[current] = n
+            continue
+        cut = [i for i in (line.find("="), line.find(":")) if i >= 0]
+        if not cut:
+            raise ConfigError(path, n, None, f"expected 'key = value' or 'key: value', got {line!r}")
+        if current is None:
+            raise ConfigError(path, n, None, "key before any [section] header")
+        key, value = line[:min(cut)].strip().lower(), line[min(cut) + 1:].strip()
+        if key in sections[current]:
+            raise ConfigError(path, n, _SPELLING.get(key, key), f"appears twice in [{current}]")
+        sections[current][key] = (value, n)
+    return sections, headers, len(lines)
+
+
+def _int(path, line, field, value, minimum):
+    try:
+        v = int(value)
+    except ValueError:
+        raise ConfigError(path, line, field, f"{value!r} is not an integer") from None
+    if v < minimum:
+        what = "positive" if minimum == 1 else "non-negative"
+        raise ConfigError(path, line, field, f"must be a {what} integer, got {v}")
+    return v
+
+
+def read_config(path: str | os.PathLike, **overrides) -> SystolicConfig:
+    """Read a SCALE-Sim v2 ``.cfg`` into a :class:`SystolicConfig`; ``overrides`` replace fields afterwards.
+
+    ``MemoryBanks`` and ``[network_presets] TopologyCsvLoc`` are accepted and ignored (the topology comes
+    from the command line, as with SCALE-Sim's ``-t``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(path, None, None, "config file not found")
+    sections, headers, nlines = _parse_ini(path)
+    values = {}
+    for (sec, key), (attr, kind) in _FIELDS.items():
+        name = _SPELLING[key]
+        if sec not in sections:
+            raise ConfigError(path, nlines, name, f"missing: the file has no [{sec}] section")
+        if key not in sections[sec]:
+            raise ConfigError(path, headers[sec], name, f"missing from [{sec}]")
+        value, line = sections[sec][key]
+        if kind == "str":
+            if not value or "/" in value:
+                raise ConfigError(path, line, name, f"must be a non-empty name without '/', got {value!r}")
+            values[attr] = value
+        elif kind == "pos":
+            values[attr] = _int(path, line, name, value, 1)
+        elif kind == "nonneg":
+            values[attr] = _int(path, line, name, value, 0)
+        elif kind == "dataflow":
+            if value not in DATAFLOWS:
+                raise ConfigError(path, line, name, f"unknown dataflow {value!r}; valid: os, ws, is")
+            values[attr] = value
+        elif kind == "mode":
+            if value not in BANDWIDTH_MODES:
+                raise ConfigError(path, line, name, f"must be CALC or USER, got {value!r}")
+            values[attr] = value
+    bw = sections["architecture_presets"].get("bandwidth")
+    if values["bandwidth_mode"] == "USER":
+        if bw is None or not bw[0]:
+            line = bw[1] if bw else headers["architecture_presets"]
+            raise ConfigError(path, line, "Bandwidth", "InterfaceBandwidth is USER but [architecture_presets] has no Bandwidth")
+        # SCALE-Sim accepts a comma-separated list and uses its first entry for all three interfaces.
+        first = None
+        for item in bw[0].split(","):
+            v = _int(path, bw[1], "Bandwidth", item.strip(), 1)
+            first = v if first is None else first
+        values["bandwidth_words"] = first
+    elif bw is not None and bw[0]:
+        for item in bw[0].split(","):
+            _int(path, bw[1], "Bandwidth", item.strip(), 1)
+        values["bandwidth_words"] = int(bw[0].split(",")[0])
+    try:
+        return SystolicConfig(**values).with_(**overrides) if overrides else SystolicConfig(**values)
+    except NeurosimError as e:
+        raise ConfigError(path, None, None, str(e)) from None

@@ -1,0 +1,300 @@
+"""Run layers on a systolic array and produce SCALE-Sim v2's three reports (same columns, same values).
+
+>>> from hw.systolic import read_config, read_topology, simulate
+>>> res = simulate(read_config("scale.cfg"), read_topology("alexnet.csv"))
+>>> res.compute_report            # pandas DataFrame, one row per layer
+>>> res.write("runs/")            # runs/<run_name>/{COMPUTE,BANDWIDTH,DETAILED_ACCESS}_REPORT.csv
+
+Per layer, with ``Sr x Sc`` the operand extent mapped onto the ``R x C`` array and ``T`` streamed in time
+(os: ``M, N, K``; ws: ``K, N, M``; is: ``K, M, N``), the array runs ``ceil(Sr/R) * ceil(Sc/C)`` folds of
+``F`` cycles each (os ``T+R+C-2``; ws/is ``2R+C+T-2``) plus the stalls the memory system adds. Reported
+as SCALE-Sim does: total cycles is the cycle the last ofmap row is written (rows counted from 0),
+``Overall Util % = 100 * MACs / (total * R * C)``, mapping efficiency and compute utilisation are fold
+averages (SCALE-Sim's compute-util denominator for ws/is is ``2R+2C+T-3`` cycles per fold, and its os
+SRAM ofmap write count adds ``R + C`` per fold: both reproduced as they are).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hw.systolic import kernels as K_
+from hw.systolic.config import SystolicConfig
+from hw.systolic.topology import Layer
+from neurosim.errors import NeurosimError
+
+COMPUTE_COLUMNS = ["LayerID", "Total Cycles", "Stall Cycles", "Overall Util %", "Mapping Efficiency %",
+                   "Compute Util %"]
+BANDWIDTH_COLUMNS = ["LayerID", "Avg IFMAP SRAM BW", "Avg FILTER SRAM BW", "Avg OFMAP SRAM BW",
+                     "Avg IFMAP DRAM BW", "Avg FILTER DRAM BW", "Avg OFMAP DRAM BW"]
+DETAIL_COLUMNS = ["LayerID",
+                  "SRAM IFMAP Start Cycle", "SRAM IFMAP Stop Cycle", "SRAM IFMAP Reads",
+                  "SRAM Filter Start Cycle", "SRAM Filter Stop Cycle", "SRAM Filter Reads",
+                  "SRAM OFMAP Start Cycle", "SRAM OFMAP Stop Cycle", "SRAM OFMAP Writes",
+                  "DRAM IFMAP Start Cycle", "DRAM IFMAP Stop Cycle", "DRAM IFMAP Reads",
+                  "DRAM Filter Start Cycle", "DRAM Filter Stop Cycle", "DRAM Filter Reads",
+                  "DRAM OFMAP Start Cycle", "DRAM OFMAP Stop Cycle", "DRAM OFMAP Writes"]
+#: report columns SCALE-Sim prints as floats (cycles read back from its float trace matrices)
+FLOAT_CYCLE_COLUMNS = {c for c in DETAIL_COLUMNS if c.endswith("Cycle")}
+
+
+@dataclass
+class LayerResult:
+    """One layer's simulation: SCALE-Sim's report items plus what they came from."""
+
+    name: str
+    repeat: int
+    M: int
+    K: int
+    N: int
+    macs: int
+    total_cycles: int
+    stall_cycles: int
+    overall_util: float
+    mapping_eff: float
+    compute_util: float
+    ifmap_sram_reads: int
+    filter_sram_reads: int
+    ofmap_sram_writes: int
+    ifmap_sram_start: int
+    ifmap_sram_stop: int
+    filter_sram_start: int
+    filter_sram_stop: int
+    ofmap_sram_start: int
+    ofmap_sram_stop: int
+    ifmap_dram_start: int
+    ifmap_dram_stop: int
+    ifmap_dram_reads: int
+    filter_dram_start: int
+    filter_dram_stop: int
+    filter_dram_reads: int
+    ofmap_dram_start: int
+    ofmap_dram_stop: int
+    ofmap_dram_writes: int
+    rows: int
+    energy_pj: dict = field(default_factory=dict)
+
+    # SCALE-Sim's bandwidth items
+    @property
+    def bandwidths(self):
+        t = self.total_cycles
+        return [self.ifmap_sram_reads / t, self.filter_sram_reads / t, self.ofmap_sram_writes / t,
+                self.ifmap_dram_reads / float(self.ifmap_dram_stop - self.ifmap_dram_start + 1),
+                self.filter_dram_reads / float(self.filter_dram_stop - self.filter_dram_start + 1),
+                self.ofmap_dram_writes / float(self.ofmap_dram_stop - self.ofmap_dram_start + 1)]
+
+    def compute_row(self):
+        return [self.total_cycles, self.stall_cycles, self.overall_util, self.mapping_eff, self.compute_util]
+
+    def detail_row(self):
+        return [self.ifmap_sram_start, self.ifmap_sram_stop, self.ifmap_sram_reads,
+                self.filter_sram_start, self.filter_sram_stop, self.filter_sram_reads,
+                self.ofmap_sram_start, self.ofmap_sram_stop, self.ofmap_sram_writes,
+                self.ifmap_dram_start, self.ifmap_dram_stop, self.ifmap_dram_reads,
+                self.filter_dram_start, self.filter_dram_stop, self.filter_dram_reads,
+                self.ofmap_dram_start, self.ofmap_dram_stop, self.ofmap_dram_writes]
+
+
+def sram_access_counts(dataflow: str, R: int, C: int, M: int, K: int, N: int):
+    """SCALE-Sim's SRAM read/write counts ``(ifmap reads, filter reads, ofmap writes)`` of one layer."""
+    Sr, Sc, T = K_.spatial_dims(dataflow, M, K, N)
+    rf, cf = -(-Sr // R), -(-Sc // C)
+    if dataflow == "os":
+        return cf * Sr * T, rf * T * Sc, Sr * Sc + rf * cf * (R + C)
+    if dataflow == "ws":
+        return cf * T * Sr, Sr * Sc, rf * T * Sc
+    return Sr * Sc, cf * T * Sr, rf * T * Sc
+
+
+def simulate_layer(cfg: SystolicConfig, layer: Layer, *, row_cycles: np.ndarray | None = None) -> LayerResult:
+    """Simulate one layer (one instance; ``layer.repeat`` is carried along, not multiplied in)."""
+    R, C, df = cfg.array_rows, cfg.array_cols, cfg.dataflow
+    M, Kw, N = layer.M, layer.K, layer.N
+    Sr, Sc, T = K_.spatial_dims(df, M, Kw, N)
+    specs, F = K_.operand_specs(df, R, C, T, paper_os=(cfg.os_timing == "paper"))
+    cycles_fold = F if df == "os" else F + C - 1
+    base, woff, pos = K_.ifmap_index_tables(layer.ifmap_h, layer.ifmap_w, layer.filter_h, layer.filter_w,
+                                       layer.channels, layer.stride_h, layer.stride_w, layer.batch)
+    sizes = np.array([layer.batch * layer.ifmap_h * layer.ifmap_w * layer.channels, Kw * N], dtype=np.int64)
+    words = np.array([cfg.ifmap_sram_kib * 1024, cfg.filter_sram_kib * 1024, cfg.ofmap_sram_kib * 1024],
+                     dtype=np.int64)
+    user = cfg.user_bandwidth
+    rd_bw = cfg.bandwidth_words if user else 10  # SCALE-Sim's CALC mode: 10 words/cycle reads ("arbitrary")
+    wr_bw = cfg.bandwidth_words if user else C  # and one array row per cycle for writes
+    empty_i = np.zeros(1, dtype=np.int64)
+    empty_p = np.zeros(4, dtype=np.int64)
+    if user:
+        if_off, if_lines, if_one, if_par = K_.prefetch_lines(df, K_.IFMAP, R, C, Sr, Sc, T, Kw, base, woff, pos, int(sizes[0]),
+                                                     int(words[0]), rd_bw)
+        f_off, f_lines, f_one, f_par = K_.prefetch_lines(df, K_.FILTER, R, C, Sr, Sc, T, Kw, base, woff, pos, int(sizes[1]),
+                                                  int(words[1]), rd_bw)
+    else:
+        if_off = if_lines = f_off = f_lines = if_one = f_one = empty_i
+        if_par = f_par = empty_p
+    rc = row_cycles if row_cycles is not None else np.zeros((0, 3), dtype=np.int64)
+    out_i = np.zeros(20, dtype=np.int64)
+    out_f = np.zeros(2, dtype=np.float64)
+    K_.simulate_layer(specs, F, cycles_fold, R, C, Sr, Sc, T, Kw, N, base, woff, pos, sizes, user, rd_bw, wr_bw, words,
+                      if_off, if_lines, if_one, if_par, f_off, f_lines, f_one, f_par, rc, out_i, out_f)
+    o = [int(v) for v in out_i]
+    total = o[0]
+    macs = M * Kw * N
+    ir, fr_, ow = sram_access_counts(df, R, C, M, Kw, N)
+    return LayerResult(
+        name=layer.name, repeat=layer.repeat, M=M, K=Kw, N=N, macs=macs,
+        total_cycles=total, stall_cycles=o[1], overall_util=(macs * 100) / (total * R * C),
+        mapping_eff=float(out_f[0]), compute_util=float(out_f[1]),
+        ifmap_sram_reads=ir, filter_sram_reads=fr_, ofmap_sram_writes=ow,
+        ifmap_sram_start=o[2], ifmap_sram_stop=o[3], filter_sram_start=o[4], filter_sram_stop=o[5],
+        ofmap_sram_start=o[6], ofmap_sram_stop=o[7],
+        ifmap_dram_start=o[8], ifmap_dram_stop=o[9], ifmap_dram_reads=o[10],
+        filter_dram_start=o[11], filter_dram_stop=o[12], filter_dram_reads=o[13],
+        ofmap_dram_start=o[14], ofmap_dram_stop=o[15], ofmap_dram_writes=o[16], rows=o[17],
+    )
+
+
+def _fmt(col: str, v) -> str:
+    if col in FLOAT_CYCLE_COLUMNS:
+        return repr(float(v))
+    if isinstance(v, float):
+        return repr(v)
+    return str(int(v))
+
+
+@dataclass
+class SimResult:
+    """A run: its config, layers and per-layer results; the three reports as DataFrames; writers."""
+
+    config: SystolicConfig
+    layers: list
+    results: list
+    wall_s: float = 0.0
+
+    @property
+    def compute_report(self):
+        import pandas as pd
+
+        return pd.DataFrame([[i, *r.compute_row()] for i, r in enumerate(self.results)], columns=COMPUTE_COLUMNS)
+
+    @property
+    def bandwidth_report(self):
+        import pandas as pd
+
+        return pd.DataFrame([[i, *r.bandwidths] for i, r in enumerate(self.results)], columns=BANDWIDTH_COLUMNS)
+
+    @property
+    def detailed_report(self):
+        import pandas as pd
+
+        df = pd.DataFrame([[i, *r.detail_row()] for i, r in enumerate(self.results)], columns=DETAIL_COLUMNS)
+        for c in FLOAT_CYCLE_COLUMNS:
+            df[c] = df[c].astype(float)
+        return df
+
+    @property
+    def reports(self) -> dict:
+        return {"COMPUTE_REPORT.csv": self.compute_report, "BANDWIDTH_REPORT.csv": self.bandwidth_report,
+                "DETAILED_ACCESS_REPORT.csv": self.detailed_report}
+
+    def report_lines(self) -> dict[str, list[str]]:
+        """The three reports as SCALE-Sim writes them, line by line (``"0, 121124, 0, ...,"``)."""
+        out = {}
+        for fname, cols, rows in (
+            ("COMPUTE_REPORT.csv", COMPUTE_COLUMNS, [r.compute_row() for r in self.results]),
+            ("BANDWIDTH_REPORT.csv", BANDWIDTH_COLUMNS, [r.bandwidths for r in self.results]),
+            ("DETAILED_ACCESS_REPORT.csv", DETAIL_COLUMNS, [r.detail_row() for r in self.results]),
+        ):
+            lines = [", ".join(cols) + ","]
+            for i, row in enumerate(rows):
+                lines.append(", ".join([str(i)] + [_fmt(c, v) for c, v in zip(cols[1:], row)]) + ",")
+            out[fname] = lines
+        return out
+
+    def write(self, outdir: str | Path) -> Path:
+        """Write the three reports to ``outdir/<run_name>/`` in SCALE-Sim's exact format; returns that folder."""
+        d = Path(outdir) / self.config.run_name
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise NeurosimError(f"cannot create report folder {d}: {e.strerror or e}") from None
+        for fname, lines in self.report_lines().items():
+            (d / fname).write_text("\n".join(lines) + "\n")
+        return d
+
+    # ---- summaries beyond SCALE-Sim ----
+    def to_dataframe(self):
+        """One row per layer: name, repeat, GEMM shape, cycles, utilisation, SRAM and DRAM traffic (and energy)."""
+        import pandas as pd
+
+        rows = []
+        for r in self.results:
+            row = {"layer": r.name, "repeat": r.repeat, "M": r.M, "K": r.K, "N": r.N, "macs": r.macs,
+                   "cycles": r.total_cycles, "stall_cycles": r.stall_cycles, "util_pct": r.overall_util,
+                   "mapping_eff_pct": r.mapping_eff,
+                   "sram_reads": r.ifmap_sram_reads + r.filter_sram_reads, "sram_writes": r.ofmap_sram_writes,
+                   "dram_reads": r.ifmap_dram_reads + r.filter_dram_reads, "dram_writes": r.ofmap_dram_writes}
+            if r.energy_pj:
+                row["energy_uj"] = r.energy_pj["total"] * 1e-6
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def totals(self) -> dict:
+        """Whole-run totals, each layer counted ``repeat`` times."""
+        t = {"layers": len(self.results), "instances": sum(r.repeat for r in self.results),
+             "cycles": sum(r.total_cycles * r.repeat for r in self.results),
+             "stall_cycles": sum(r.stall_cycles * r.repeat for r in self.results),
+             "macs": sum(r.macs * r.repeat for r in self.results),
+             "sram_reads": sum((r.ifmap_sram_reads + r.filter_sram_reads) * r.repeat for r in self.results),
+             "sram_writes": sum(r.ofmap_sram_writes * r.repeat for r in self.results),
+             "dram_reads": sum((r.ifmap_dram_reads + r.filter_dram_reads) * r.repeat for r in self.results),
+             "dram_writes": sum(r.ofmap_dram_writes * r.repeat for r in self.results)}
+        c = self.config
+        t["util_pct"] = 100.0 * t["macs"] / (t["cycles"] * c.array_rows * c.array_cols) if t["cycles"] else 0.0
+        if self.results and self.results[0].energy_pj:
+            keys = self.results[0].energy_pj.keys()
+            t["energy_pj"] = {k: sum(r.energy_pj[k] * r.repeat for r in self.results) for k in keys}
+        return t
+
+    def to_dict(self) -> dict:
+        return {"config": asdict(self.config), "totals": self.totals(),
+                "layers": [asdict(r) for r in self.results], "wall_s": self.wall_s}
+
+
+def simulate(config: SystolicConfig, layers: list[Layer], *, energy=None, trace_dir: str | Path | None = None,
+             progress=None) -> SimResult:
+    """Simulate ``layers`` in order on ``config``; identical layers are simulated once (results reused).
+
+    ``energy``: an :class:`hw.systolic.energy.EnergyModel` (or a catalog device name) to add per-access
+    energy to every layer. ``trace_dir``: stream SCALE-Sim-format SRAM traces to
+    ``trace_dir/layer<i>/{IFMAP,FILTER,OFMAP}_SRAM_TRACE.csv`` (written chunk by chunk).
+    """
+    if not layers:
+        raise NeurosimError("nothing to simulate: no layers")
+    from hw.systolic.energy import resolve_energy
+
+    em = resolve_energy(energy)
+    t0 = time.perf_counter()
+    cache: dict = {}
+    results = []
+    for i, layer in enumerate(layers):
+        key = (layer.ifmap_h, layer.ifmap_w, layer.filter_h, layer.filter_w, layer.channels, layer.num_filters,
+               layer.stride_h, layer.stride_w, layer.batch)
+        if trace_dir is not None:
+            from hw.systolic.traces import write_layer_traces
+
+            r = write_layer_traces(config, layer, Path(trace_dir) / f"layer{i}")
+        elif key in cache:
+            r = LayerResult(**{**asdict(cache[key]), "name": layer.name, "repeat": layer.repeat})
+        else:
+            r = simulate_layer(config, layer)
+            cache[key] = r
+        if em is not None:
+            r.energy_pj = em.layer_energy_pj(r)
+        results.append(r)
+        if progress is not None:
+            progress(i, layer, r)
+    return SimResult(config, list(layers), results, time.perf_counter() - t0)

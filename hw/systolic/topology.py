@@ -1,0 +1,153 @@
+"""Layers for the systolic simulator, and SCALE-Sim v2's topology CSVs.
+
+A layer is a convolution in SCALE-Sim's terms (no padding: pad the input dims yourself, or come through
+:mod:`hw.systolic.workload`, which does). It becomes the GEMM the array computes::
+
+    OH = ceil((H - R + stride_h) / stride_h)      OW = ceil((W - S + stride_w) / stride_w)
+    M = batch * OH * OW   (output pixels: rows of the im2col ifmap operand)
+    K = R * S * C         (the convolution window: its columns, the filter operand's rows)
+    N = filters           (the filter operand's columns)
+
+A GEMM ``Layer,M,N,K`` is the convolution SCALE-Sim makes of it: an ``M x K`` input, a ``1 x K`` filter,
+one channel, ``N`` filters, stride 1.
+
+SCALE-Sim's ``ceil`` counts a last, partial window when ``(H - R)`` is not a multiple of the stride (``floor + 1``
+would not): the words of that window that fall outside the input are simply not read. We keep that rule
+for topology files; layers made from torch modules use the extent the convolution really reads, where
+both rules agree.
+
+Topology CSV (conv): ``name, IFMAP H, IFMAP W, Filter H, Filter W, Channels, Num Filter, Stride[, Stride W]``,
+one header line first (always skipped, as SCALE-Sim does), trailing commas allowed, blank rows skipped,
+columns after the ninth ignored. A layer whose name contains ``DP`` is depthwise: SCALE-Sim expands it into
+one single-channel layer per channel (``<name>Channel_<i>``), and so do we. GEMM CSV: ``name, M, N, K``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from hw.systolic.config import ConfigError
+from neurosim.errors import NeurosimError
+
+CONV_FIELDS = ("IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width", "Channels", "Num Filter", "Strides")
+GEMM_FIELDS = ("M", "N", "K")
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One convolution (or GEMM) layer; ``repeat`` identical instances run back to back (groups, heads)."""
+
+    name: str
+    ifmap_h: int
+    ifmap_w: int
+    filter_h: int
+    filter_w: int
+    channels: int
+    num_filters: int
+    stride_h: int = 1
+    stride_w: int = 1
+    batch: int = 1
+    repeat: int = 1
+    kind: str = "conv"  # "conv" or "gemm" (what the layer came from; the simulation is the same)
+
+    def __post_init__(self):
+        for f in ("ifmap_h", "ifmap_w", "filter_h", "filter_w", "channels", "num_filters", "stride_h", "stride_w",
+                  "batch", "repeat"):
+            v = getattr(self, f)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise NeurosimError(f"layer {self.name!r}: {f} must be a positive integer, got {v!r}")
+        if self.filter_h > self.ifmap_h or self.filter_w > self.ifmap_w:
+            raise NeurosimError(f"layer {self.name!r}: filter {self.filter_h}x{self.filter_w} is larger than its "
+                                f"input {self.ifmap_h}x{self.ifmap_w}")
+
+    @classmethod
+    def gemm(cls, name: str, m: int, n: int, k: int, repeat: int = 1) -> "Layer":
+        """``[m, k] x [k, n]`` as SCALE-Sim maps it: input ``m x k``, filter ``1 x k``, ``n`` filters."""
+        return cls(name, m, k, 1, k, 1, n, 1, 1, 1, repeat, "gemm")
+
+    @property
+    def ofmap_h(self) -> int:
+        return -(-(self.ifmap_h - self.filter_h + self.stride_h) // self.stride_h)
+
+    @property
+    def ofmap_w(self) -> int:
+        return -(-(self.ifmap_w - self.filter_w + self.stride_w) // self.stride_w)
+
+    @property
+    def M(self) -> int:
+        return self.batch * self.ofmap_h * self.ofmap_w
+
+    @property
+    def K(self) -> int:
+        return self.filter_h * self.filter_w * self.channels
+
+    @property
+    def N(self) -> int:
+        return self.num_filters
+
+    @property
+    def macs(self) -> int:
+        """MACs of one instance: ``M * K * N``."""
+        return self.M * self.K * self.N
+
+
+def _fields(line: str) -> list[str]:
+    f = [x.strip() for x in line.split(",")]
+    while f and f[-1] == "":
+        f.pop()
+    return f
+
+
+def _pos(path, n, field, value):
+    try:
+        v = int(value)
+    except ValueError:
+        raise ConfigError(path, n, field, f"{value!r} is not an integer") from None
+    if v < 1:
+        raise ConfigError(path, n, field, f"must be a positive integer, got {v}")
+    return v
+
+
+def read_topology(path: str | os.PathLike, kind: str = "conv") -> list[Layer]:
+    """Read a SCALE-Sim topology CSV (``kind`` ``"conv"`` or ``"gemm"``, SCALE-Sim's ``-i``) into layers."""
+    if kind not in ("conv", "gemm"):
+        raise NeurosimError(f"topology kind must be 'conv' or 'gemm', got {kind!r}")
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(path, None, None, "topology file not found")
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(path, None, None, f"cannot read topology: {e}") from None
+    layers: list[Layer] = []
+    names = GEMM_FIELDS if kind == "gemm" else CONV_FIELDS
+    for n, line in enumerate(lines[1:], 2):
+        f = _fields(line)
+        if not f:
+            continue
+        name = f[0]
+        if not name:
+            raise ConfigError(path, n, "Layer name", "is empty")
+        if len(f) < 1 + len(names):
+            missing = names[len(f) - 1]
+            raise ConfigError(path, n, missing, f"missing: a {kind} row needs {len(names)} numbers after the name "
+                                                f"({', '.join(names)}), this one has {len(f) - 1}")
+        v = [_pos(path, n, names[i], f[1 + i]) for i in range(len(names))]
+        if kind == "gemm":
+            m, nn, k = v
+            layers.append(Layer.gemm(name, m, nn, k))
+            continue
+        h, w, r, s, c, k, sh = v
+        sw = _pos(path, n, "Stride Width", f[8]) if len(f) > 8 and f[8] != "" else sh
+        if r > h:
+            raise ConfigError(path, n, "Filter Height", f"{r} is larger than IFMAP Height {h}")
+        if s > w:
+            raise ConfigError(path, n, "Filter Width", f"{s} is larger than IFMAP Width {w}")
+        if "DP" in name:  # SCALE-Sim's depthwise convention: one single-channel layer per channel
+            layers.extend(Layer(f"{name}Channel_{i}", h, w, r, s, 1, k, sh, sw) for i in range(c))
+        else:
+            layers.append(Layer(name, h, w, r, s, c, k, sh, sw))
+    if not layers:
+        raise ConfigError(path, len(lines), None, "no layers: the file has a header line and nothing after it")
+    return layers
