@@ -1,0 +1,233 @@
+"""ANN -> SNN conversion: graph extraction, BatchNorm folding, normalisation, agreement with the ANN.
+
+Models are tiny and trained on scikit-learn's 8x8 digits for a few epochs (seconds), once per session.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import neurosim
+from models.qcfs import QCFS
+from neurosim.convert import extract
+from neurosim.errors import NeurosimError
+from neurosim.ir import Add, Neurons, SpikeMaxPool2d
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.tensor(d.images / 16.0, dtype=torch.float32)[:, None]
+    y = torch.tensor(d.target)
+    g = torch.Generator().manual_seed(0)
+    p = torch.randperm(len(y), generator=g)
+    return x[p[:1400]], y[p[:1400]], x[p[1400:]], y[p[1400:]]
+
+
+def fit(model: nn.Module, digits, epochs: int = 4, lr: float = 5e-3) -> nn.Module:
+    xtr, ytr = digits[0][:1000], digits[1][:1000]
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(epochs):
+        model.train()
+        perm = torch.randperm(len(xtr), generator=g)
+        for i in range(0, len(xtr), 64):
+            idx = perm[i:i + 64]
+            opt.zero_grad()
+            F.cross_entropy(model(xtr[idx]), ytr[idx]).backward()
+            opt.step()
+    return model.eval()
+
+
+class TinyRes(nn.Module):
+    """Residual CNN written with a custom forward: F.relu, + (identity and 1x1 downsample), torch.flatten."""
+
+    def __init__(self, act=F.relu):
+        super().__init__()
+        self.c1, self.b1 = nn.Conv2d(1, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.c2, self.b2 = nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.c3, self.b3 = nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.c4, self.b4 = nn.Conv2d(8, 16, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(16)
+        self.c5, self.b5 = nn.Conv2d(16, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16)
+        self.down, self.bd = nn.Conv2d(8, 16, 1, stride=2, bias=False), nn.BatchNorm2d(16)
+        self.pool = nn.AvgPool2d(4)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = F.relu(self.b1(self.c1(x)))
+        h = F.relu(self.b2(self.c2(x)))
+        x = F.relu(self.b3(self.c3(h)) + x)
+        h = F.relu(self.b4(self.c4(x)))
+        x = F.relu(self.b5(self.c5(h)) + self.bd(self.down(x)))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+def lenet(act=nn.ReLU):
+    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), act(), nn.MaxPool2d(2),
+                         nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.MaxPool2d(2), act(),
+                         nn.Flatten(), nn.Dropout(0.1), nn.Linear(64, 32), act(), nn.Linear(32, 10))
+
+
+@pytest.fixture(scope="session")
+def trained(digits):
+    torch.manual_seed(0)
+    return {
+        "mlp": fit(nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10)), digits),
+        "lenet": fit(lenet(), digits),
+        "res": fit(TinyRes(), digits),
+        "mlp_qcfs": fit(nn.Sequential(nn.Flatten(), nn.Linear(64, 64), QCFS(levels=4, threshold=2.0),
+                                      nn.Linear(64, 10)), digits, epochs=6),
+    }
+
+
+def ann_predictions(model, x):
+    with torch.no_grad():
+        return model(x).argmax(1).numpy()
+
+
+def test_batchnorm_folding_equals_the_unfolded_ann(trained, digits):
+    x = digits[2][:64]
+    for name in ("lenet", "res"):
+        model = trained[name]
+        g = extract(model, x)
+        assert not any(o.kind == "bn" for o in g.ops.values())
+        assert sum(o.folded_bn is not None for o in g.ops.values()) >= 2
+        with torch.no_grad():
+            assert torch.allclose(g(x), model(x), atol=1e-4), name
+    # max-pool before the activation was moved after it (the spiking max-pool reads spikes)
+    kinds = [o.kind for o in extract(trained["lenet"], x).ops.values()]
+    assert kinds[:6] == ["input", "linear", "act", "maxpool", "linear", "act"]
+
+
+def test_conversion_leaves_the_model_alone(trained, digits):
+    model = trained["lenet"]
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    neurosim.convert(model, digits[0][:100])
+    assert model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    model.eval()
+
+
+@pytest.mark.parametrize("name, per_channel, norm, min_agree", [
+    ("mlp", False, "p99.9", 0.97), ("lenet", False, "p99.9", 0.95), ("lenet", True, "max", 0.95),
+    ("res", False, "p99.9", 0.95), ("res", True, "p99.9", 0.95),
+])
+def test_snn_agrees_with_ann_at_T64(trained, digits, name, per_channel, norm, min_agree):
+    xtr, _, xte, yte = digits
+    xte, yte = xte[:200], yte[:200]
+    model = trained[name]
+    net = neurosim.convert(model, xtr[:500], norm=norm, per_channel=per_channel)
+    r = net.run(xte, 64)
+    agree = (r.predictions == ann_predictions(model, xte)).mean()
+    assert agree >= min_agree, f"{name}: SNN agrees with the ANN on {agree:.3f} of the test set"
+    ann_acc = (ann_predictions(model, xte) == yte.numpy()).mean()
+    assert r.accuracy(yte) >= ann_acc - 0.03
+
+
+def test_residual_scales_are_aligned(trained, digits):
+    """Each Add weighs its inputs by (input scale) / (output activation scale)."""
+    net = neurosim.convert(trained["res"], digits[0][:300])
+    scales = net.metadata["scales"]
+    adds = [(k, n) for k, n in net.nodes.items() if isinstance(n, Add) and len(n.inputs) == 2]
+    assert len(adds) == 2
+    k, add = adds[0]
+    # first residual: conv current (weight 1) + identity spikes of the block input
+    (out_act,) = [c for c in net.consumers(k)]
+    shortcut = [i for i in add.inputs if isinstance(net.nodes[i], Neurons)][0]
+    w = dict(zip(add.inputs, add.weights))
+    assert float(w[shortcut]) == pytest.approx(scales[shortcut] / scales[out_act], rel=1e-5)
+    other = [i for i in add.inputs if i != shortcut][0]
+    assert float(w[other]) == 1.0
+
+
+def test_rates_converge_to_the_ann(trained, digits):
+    """With max normalisation nothing is clipped: the readout error falls roughly as 1/T."""
+    xtr, _, xte, _ = digits
+    model = trained["mlp"]
+    net = neurosim.convert(model, xtr, norm="max")
+    x = xte[:100]
+    with torch.no_grad():
+        ann = model(x).numpy()
+    r = net.run(x, 256, record_trace=True, dtype="float64")
+    err = [np.abs(r.trace[t - 1] - ann).mean() for t in (8, 32, 128, 256)]
+    assert err[0] > err[1] > err[2] > err[3]
+    assert err[3] < 0.05 * np.abs(ann).mean()
+
+
+def test_qcfs_is_exact_at_T_equal_L(trained, digits):
+    """QCFS (Bu et al. 2022): one hidden layer driven by a constant current fires exactly h(z) * L / lambda
+    spikes in L steps, so at T = L the SNN readout equals the ANN output."""
+    model = trained["mlp_qcfs"]
+    xte = digits[2][:200]
+    net = neurosim.convert(model, None, example_input=xte[:1])
+    assert net.metadata["norm"] == "qcfs-threshold"
+    r = net.run(xte, 4, dtype="float64")
+    with torch.no_grad():
+        ann = model(xte).double().numpy()
+    assert np.allclose(r.output, ann, atol=1e-4)
+    r8 = net.run(xte, 8)
+    assert (r8.predictions == ann.argmax(1)).mean() >= 0.97
+
+
+def test_poisson_encoding_and_spike_count_readout(trained, digits):
+    xtr, _, xte, _ = digits
+    model = trained["mlp"]
+    ann = ann_predictions(model, xte[:200])
+    p = neurosim.convert(model, xtr[:500], encoding="poisson")
+    rp = p.run(xte[:200], 128, seed=3)
+    assert (rp.predictions == ann).mean() >= 0.85
+    assert "input" not in rp.synops and rp.synops[next(iter(rp.synops))] > 0
+    s = neurosim.convert(model, xtr[:500], readout="spike_count")
+    assert s.readout.kind == "spike_count" and isinstance(s.nodes[s.readout.node], Neurons)
+    rs = s.run(xte[:200], 64)
+    assert (rs.predictions == ann).mean() >= 0.85
+
+
+def test_converted_network_survives_save_load_and_nir(trained, digits, tmp_path):
+    net = neurosim.convert(trained["lenet"], digits[0][:200])
+    assert any(isinstance(n, SpikeMaxPool2d) for n in net.nodes.values())
+    back = neurosim.SpikingNetwork.load(net.save(tmp_path / "lenet.npz"))
+    assert back.diff(net) == []
+    assert neurosim.SpikingNetwork.from_nir(net.to_nir()).diff(net) == []
+    x = digits[2][:20]
+    assert np.array_equal(back.run(x, 8).output, net.run(x, 8).output)
+    json.dumps(net.metadata)
+
+
+class Gelu(nn.Module):
+    def forward(self, x):
+        return F.gelu(x)
+
+
+@pytest.mark.parametrize("model, where, what", [
+    (nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.Sigmoid(), nn.Linear(8, 10)), "'2'", "Sigmoid"),
+    (nn.Sequential(nn.Flatten(), nn.Linear(64, 8), Gelu(), nn.Linear(8, 10)), "graph node 'gelu'", "gelu"),
+    (nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(144, 10)), "'2'",
+     "BatchNorm2d"),
+    (nn.Sequential(nn.Conv2d(1, 4, 3), nn.MaxPool2d(2, ceil_mode=True), nn.ReLU(), nn.Flatten(),
+                   nn.Linear(36, 10)), "'1'", "ceil_mode"),
+])
+def test_unsupported_layers_are_named(model, where, what):
+    with pytest.raises(NeurosimError) as e:
+        neurosim.convert(model.eval(), torch.rand(8, 1, 8, 8))
+    msg = str(e.value)
+    assert what in msg and where in msg and "Supported:" in msg and "reads" in msg
+
+
+def test_bad_options():
+    m = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    with pytest.raises(NeurosimError, match="percentile"):
+        neurosim.convert(m, torch.rand(4, 1, 8, 8), norm="mean")
+    with pytest.raises(NeurosimError, match="calibration_data"):
+        neurosim.convert(nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.ReLU(), nn.Linear(8, 2)), None)
+    with pytest.raises(NeurosimError, match="encoding"):
+        neurosim.convert(m, torch.rand(4, 1, 8, 8), encoding="latency")

@@ -1,0 +1,167 @@
+"""snntorch backend: the IR's step semantics, agreement of every execution path, statistics, registry."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from neurosim.backends import backend_names, get_backend
+from neurosim.backends.snntorch import _kernel, if_layer_reference
+from neurosim.errors import NeurosimError
+from neurosim.ir import Flatten, Linear, Neurons, Readout, SpikeMaxPool2d, SpikingNetwork
+from tests.test_ir import make_net
+
+
+def probe_net(n: int, threshold=1.0, v_init=0.5, leak=1.0, reset="subtract", v_reset=0.0) -> SpikingNetwork:
+    """input -> identity Linear -> Neurons -> identity Linear (membrane readout = spike count / T)."""
+    eye = np.eye(n)
+    return SpikingNetwork((n,), {
+        "w": Linear(("input",), weight=eye),
+        "pop": Neurons(("w",), shape=(n,), threshold=threshold, v_init=v_init, leak=leak, reset=reset,
+                       v_reset=v_reset),
+        "out": Linear(("pop",), weight=eye),
+    }, Readout("out"))
+
+
+def test_registry():
+    assert "snntorch" in backend_names()
+    b = get_backend("snntorch")
+    assert b.precisions == ("float",)
+    with pytest.raises(NeurosimError, match="no precision 'fixed'"):
+        make_net().run(np.zeros((1, 1, 8, 8)), 4, precision="fixed")
+    with pytest.raises(NeurosimError, match="unknown backend 'nest'.*snntorch"):
+        get_backend("nest")
+    with pytest.raises(NeurosimError, match=r"inputs must have shape \[batch, 1, 8, 8\]"):
+        make_net().run(np.zeros((2, 64)), 4)
+    with pytest.raises(NeurosimError, match="timesteps"):
+        make_net().run(np.zeros((1, 1, 8, 8)), 0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(a=st.floats(-0.5, 1.5), T=st.integers(1, 40))
+def test_constant_input_is_a_rounding_quantiser(a, T):
+    """IF + reset by subtraction + v_init = threshold/2, constant current a: count = clip(floor(aT + 1/2), 0, T).
+
+    (The identity behind QCFS conversion, Bu et al. 2022.) Floats are drawn on a 1/1024 grid so the
+    sums are exact and the floor is unambiguous.
+    """
+    a = round(a * 1024) / 1024
+    r = probe_net(1).run(np.array([[a]], np.float32), T, dtype="float64")
+    count = r.output[0, 0] * T
+    # strict threshold: a sum landing exactly on the threshold does not fire, so at exact ties the
+    # count is one lower than the rounding; both are "floor(aT + 1/2)" up to the tie rule
+    expect = np.clip(np.ceil(a * T + 0.5) - 1, 0, T)
+    assert count == expect
+
+
+def test_excess_charge_is_kept_after_saturation():
+    """One spike per step at most; what exceeds the threshold stays in v (reset by subtraction)."""
+    net = SpikingNetwork((1,), {"pop": Neurons(("input",), shape=(1,), v_init=0.0),
+                                "out": Linear(("pop",), weight=np.ones((1, 1)))}, Readout("out"))
+    # a constant 2.5 saturates (one spike per step) and charge piles up: after T steps the count is T
+    for impl in ("snntorch", "torch", "numba"):
+        r = net.run(np.array([[2.5]], np.float32), 6, neuron_impl=impl, record_trace=True)
+        counts = r.trace[:, 0, 0] * np.arange(1, 7)
+        assert np.allclose(counts, np.arange(1, 7)), impl
+
+
+@pytest.mark.parametrize("leak, reset, v_reset", [(1.0, "subtract", 0.0), (0.8, "subtract", 0.0),
+                                                  (0.9, "zero", 0.0), (0.7, "zero", -0.3)])
+def test_kernel_matches_numpy_reference(leak, reset, v_reset):
+    rng = np.random.default_rng(0)
+    T, n, B = 23, 7, 5
+    cur = rng.normal(0.4, 1.0, size=(T, B * n)).astype(np.float32)
+    thr = rng.uniform(0.5, 1.5, n).astype(np.float32)
+    bias = rng.normal(0, 0.1, n).astype(np.float32)
+    v0 = rng.uniform(0, 0.5, n).astype(np.float32)
+    for c in (cur, cur[:1]):  # time-varying and constant input
+        ref, ref_counts = if_layer_reference(c, np.tile(thr, B), np.tile(bias, B), np.tile(v0, B), leak,
+                                             reset == "subtract", v_reset, T)
+        out = np.empty((T, B * n), np.float32)
+        counts = np.empty(B * n, np.int64)
+        _kernel()(c, thr, bias, v0, np.float32(leak), reset == "subtract", np.float32(v_reset), out, counts)
+        assert np.array_equal(out, ref) and np.array_equal(counts, ref_counts)
+
+
+@pytest.mark.parametrize("leak, reset", [(1.0, "subtract"), (0.8, "subtract"), (0.9, "zero")])
+@pytest.mark.parametrize("encoding", ["direct", "poisson"])
+def test_all_execution_paths_agree_bit_for_bit(leak, reset, encoding):
+    """Leaky, in-place torch and the numba kernel; layer-by-layer and step-by-step: identical in float64."""
+    net = make_net(5, leak, reset, encoding=encoding)
+    x = np.random.default_rng(1).uniform(0, 2, size=(6, 1, 8, 8)).astype(np.float32)
+    ref = net.run(x, 24, mode="step", neuron_impl="snntorch", dtype="float64", record_trace=True)
+    assert ref.total_spikes > 0
+    for mode, impl in [("step", "torch"), ("layer", "snntorch"), ("layer", "torch"), ("layer", "numba")]:
+        r = net.run(x, 24, mode=mode, neuron_impl=impl, dtype="float64", record_trace=True)
+        assert np.array_equal(r.trace, ref.trace), (mode, impl)
+        assert r.spike_counts == ref.spike_counts and r.synops == ref.synops, (mode, impl)
+    # float32 gives the same spikes up to accumulation order in the readout
+    r32 = net.run(x, 24)
+    assert np.allclose(r32.output, ref.output, atol=1e-4)
+
+
+def test_trace_equals_shorter_runs_and_batching_is_invisible():
+    net = make_net(6)
+    x = np.random.default_rng(2).uniform(0, 1, size=(7, 1, 8, 8)).astype(np.float32)
+    long = net.run(x, 16, record_trace=True, batch_size=3)
+    for t in (1, 5, 16):
+        short = net.run(x, t)
+        assert np.allclose(long.trace[t - 1], short.output, atol=1e-5)
+    assert np.allclose(long.output, net.run(x, 16).output, atol=1e-5)
+
+
+def test_spiking_max_pool_count_is_the_max_count():
+    """SpikeMaxPool2d: the output count after any t equals the largest input count of its window."""
+    rng = np.random.default_rng(3)
+    n_in = 2 * 4 * 4
+    x = rng.uniform(0, 1, size=(3, n_in)).astype(np.float32)
+    counts = np.clip(np.ceil(x * 20 + 0.5) - 1, 0, 20)  # what each input neuron emits in 20 steps
+    img = SpikingNetwork((2, 4, 4), {
+        "pop": Neurons(("input",), shape=(2, 4, 4), v_init=0.5),
+        "pool": SpikeMaxPool2d(("pop",), kernel_size=2),
+        "flat": Flatten(("pool",)),
+        "out": Linear(("flat",), weight=np.eye(8)),
+    }, Readout("out"))
+    r = img.run(x.reshape(3, 2, 4, 4), 20, dtype="float64")
+    pooled = counts.reshape(3, 2, 2, 2, 2, 2).max(axis=(3, 5)).reshape(3, 8)
+    assert np.allclose(r.output * 20, pooled)
+    assert r.spike_counts["pop"] == counts.sum()
+
+
+def test_statistics():
+    net = probe_net(5)
+    x = np.array([[0.1, 0.3, 0.5, 0.9, 0.0]], np.float32)
+    r = net.run(x, 10)
+    counts = r.output[0] * 10
+    assert r.spike_counts["pop"] == pytest.approx(counts.sum())
+    assert r.firing_rates["pop"] == pytest.approx(counts.sum() / 50)
+    # synops: analog input counted every step (4 nonzero inputs x 1 synapse x 10 steps), spikes x fan-out 1
+    assert r.synops == {"w": 40.0, "out": pytest.approx(counts.sum())}
+    assert r.neurons == {"pop": 5}
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 1000), T=st.integers(1, 12))
+def test_spike_counts_bounded_by_timesteps(seed, T):
+    net = make_net(seed)
+    x = np.random.default_rng(seed).normal(0, 3, size=(2, 1, 8, 8)).astype(np.float32)
+    r = net.run(x, T)
+    for k, c in r.spike_counts.items():
+        assert 0 <= c <= r.neurons[k] * T * 2
+        assert 0 <= r.firing_rates[k] <= 1
+
+
+def test_zero_reset_to_nonzero_v_reset_runs_ours():
+    """snntorch cannot reset to v_reset != 0; the backend falls back to its own update."""
+    net = probe_net(1, reset="zero", v_reset=-1.0, v_init=0.0)
+    r = net.run(np.array([[0.6]], np.float32), 6, record_trace=True, neuron_impl="snntorch")
+    # v: 0.6, 1.2* -> -1, -0.4, 0.2, 0.8, 1.4* : spikes at steps 2 and 6
+    assert np.allclose(r.trace[:, 0, 0] * np.arange(1, 7), [0, 1, 1, 1, 1, 2])
+
+
+def test_gpu_free_device_argument():
+    net = probe_net(2)
+    r = net.run(torch.tensor([[0.5, 0.25]]), 8, device="cpu")
+    assert r.output.shape == (1, 2) and r.predictions.shape == (1,)
