@@ -45,6 +45,21 @@ from models.transformer import SelfAttention, init_weights
 from neurosim.errors import NeurosimError
 
 
+class _RMSNorm(nn.Module):
+    """``x / sqrt(mean(x^2) + eps) * weight`` (Zhang & Sennrich 2019); for torch < 2.4, which lacks nn.RMSNorm."""
+
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+RMSNorm = getattr(nn, "RMSNorm", _RMSNorm)
+
+
 class MoEFeedForward(nn.Module):
     """``E`` experts behind a top-k router; ``forward(x [B, T, d]) -> [B, T, d]``.
 
@@ -120,7 +135,7 @@ class MoEBlock(nn.Module):
     def __init__(self, d_model: int, n_heads: int, n_kv_heads: int, d_ff: int, num_experts: int, top_k: int,
                  capacity_factor: float, expert_activation: str, norm: str, rope: bool, rope_base: float):
         super().__init__()
-        Norm = nn.RMSNorm if norm == "rmsnorm" else nn.LayerNorm
+        Norm = RMSNorm if norm == "rmsnorm" else nn.LayerNorm
         self.norm1 = Norm(d_model, eps=1e-5)
         self.attn = SelfAttention(d_model, n_heads, causal=True, bias=False, n_kv_heads=n_kv_heads, rope=rope,
                                   rope_base=rope_base)
@@ -149,7 +164,7 @@ class MoETransformer(nn.Module):
         self.blocks = nn.ModuleList(
             MoEBlock(d_model, n_heads, n_kv_heads, d_ff, num_experts, top_k, capacity_factor, expert_activation,
                      norm, rope, rope_base) for _ in range(n_layers))
-        self.norm = nn.RMSNorm(d_model, eps=1e-5) if norm == "rmsnorm" else nn.LayerNorm(d_model)
+        self.norm = RMSNorm(d_model, eps=1e-5) if norm == "rmsnorm" else nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, num_classes if num_classes > 0 else vocab_size, bias=False)
         init_weights(self)
 

@@ -362,3 +362,15 @@ def test_activation_registry():
         from models import activations
 
         activations._ACTIVATIONS.pop(name, None)
+
+
+def test_rmsnorm_fallback_equals_torch():
+    from models.moe import _RMSNorm
+
+    x = torch.randn(3, 8)
+    ours = _RMSNorm(8)
+    with torch.no_grad():
+        ours.weight.uniform_()
+        ref = nn.RMSNorm(8, eps=1e-5)
+        ref.weight.copy_(ours.weight)
+        torch.testing.assert_close(ours(x), ref(x))
