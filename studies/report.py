@@ -52,9 +52,11 @@ def _fmt(v) -> str:
     if isinstance(v, float):
         if math.isnan(v):
             return ""
-        if v != 0 and (abs(v) >= 1e6 or abs(v) < 1e-3):
+        if 1e4 <= abs(v) < 1e9:  # counts (cycles, bytes) read best in full
+            return f"{v:,.0f}"
+        if v != 0 and (abs(v) >= 1e9 or abs(v) < 1e-3):
             return f"{v:.4g}"
-        return f"{v:,.4g}" if abs(v) >= 1e4 else f"{v:.4g}"
+        return f"{v:.4g}"
     try:  # numpy scalars
         return _fmt(v.item())
     except AttributeError:
@@ -323,7 +325,8 @@ def run_all_quick(out_dir: str | Path, *, db=None, workers: int | None = None, q
 
 
 def command_line_or(default: str) -> str:
+    """The ``neurosim ...`` command that called us, or the Python call when a script did."""
     from studies.runner import command_line
 
     cmd = command_line()
-    return cmd if "neurosim" in cmd else f"{cmd}  # {default}"
+    return f"{cmd}  (which called {default})" if cmd.startswith("neurosim") else f"python: {default}"

@@ -91,6 +91,7 @@ def test_unreachable_scheduler_is_one_line_exit_2_and_keeps_results(tmp_path, ca
 @pytest.mark.parametrize("argv, message", [
     (["study", "run", "no_such_study"], "unknown study 'no_such_study'; valid: "),
     (["study", "run", "zoo_profile", "--only", "model=resnet9000"], "unknown model 'resnet9000'; valid: alexnet"),
+    (["study", "run", "hardware_cost", "--only", "device=tpu_v9"], "unknown device 'tpu_v9'; valid: a100_40gb"),
     (["study", "run", "zoo_profile", "--only", "colour=red"], "unknown sweep axis 'colour'"),
     (["study", "run", "zoo_profile", "--only", "model"], "--only expects AXIS=VALUE"),
     (["study", "show", "zoo_profile", "--db", "{tmp}/missing.sqlite"], "no results database at"),

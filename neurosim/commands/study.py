@@ -90,11 +90,18 @@ def _list(args):
     for name in studies.names(args.module):
         s = studies.get(name)
         why = s.missing()
-        rows.append(dict(study=name, cells=len(s.cells()), quick_cells=len(s.cells(quick=True)),
+        rows.append(dict(study=name, cells=_count(s, False), quick_cells=_count(s, True),
                          axes=" x ".join(s.sweep.axes), available="yes" if not why else "no",
                          description=s.description))
     emit(pd.DataFrame(rows), args.json)
     return 0
+
+
+def _count(s, quick: bool):
+    try:
+        return len(s.cells(quick=quick))
+    except Exception:  # noqa: BLE001 - an axis that needs a missing dependency: `available` says why
+        return None
 
 
 def _run(args):
