@@ -63,3 +63,8 @@ class GELUTanh(nn.GELU):
 
     def __init__(self):
         super().__init__(approximate="tanh")
+
+# QCFS, the clip-floor-shift activation for low-latency ANN-to-SNN conversion (Bu et al., ICLR 2022)
+from models.qcfs import QCFS  # noqa: E402
+
+activation("qcfs")(QCFS)

@@ -54,7 +54,7 @@ class QCFS(nn.Module):
         return torch.clamp(q, 0.0, 1.0) * lam
 
     def extra_repr(self) -> str:
-        return f"levels={self.levels}, threshold={float(self.threshold):.4g}, shift={self.shift}"
+        return f"levels={self.levels}, threshold={float(self.threshold.detach()):.4g}, shift={self.shift}"
 
 
 def register() -> None:
