@@ -41,7 +41,7 @@ from torch import nn
 
 from models.activations import make_activation
 from models.registry import register, token_inputs
-from models.transformer import SelfAttention, init_weights
+from models.transformer import SelfAttention, _check_seq, init_weights
 from neurosim.errors import NeurosimError
 
 
@@ -169,8 +169,7 @@ class MoETransformer(nn.Module):
         init_weights(self)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        if ids.shape[1] > self.max_seq_len:
-            raise NeurosimError(f"moe: sequence length {ids.shape[1]} exceeds max_seq_len={self.max_seq_len}")
+        _check_seq(ids.shape[1], self.max_seq_len, "moe")
         x = self.tok_emb(ids)
         if self.pos_emb is not None:
             x = x + self.pos_emb(torch.arange(ids.shape[1], device=ids.device))

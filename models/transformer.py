@@ -123,7 +123,9 @@ def init_weights(module: nn.Module, std: float = 0.02) -> None:
 
 
 def _check_seq(t: int, max_seq_len: int, name: str) -> None:
-    if t > max_seq_len:
+    """Positions past the table would index out of range on CPU but pass silently on meta: check.
+    (Under torch.fx tracing ``t`` is a Proxy, and the check is skipped so the model stays traceable.)"""
+    if isinstance(t, int) and t > max_seq_len:
         raise NeurosimError(f"{name}: sequence length {t} exceeds max_seq_len={max_seq_len}")
 
 

@@ -374,3 +374,19 @@ def test_rmsnorm_fallback_equals_torch():
         ref = nn.RMSNorm(8, eps=1e-5)
         ref.weight.copy_(ours.weight)
         torch.testing.assert_close(ours(x), ref(x))
+
+
+@pytest.mark.parametrize("name", ["mlp", "lenet5", "resnet_tiny", "vit_tiny", "unet", "bert_tiny", "gpt_tiny"])
+def test_small_feedforward_models_trace_with_torch_fx(name):
+    """Conversion traces models with torch.fx: no control flow on traced values (recurrent and MoE models,
+    whose loops and capacities depend on the input's shape, are not fx-traceable)."""
+    import torch.fx
+
+    torch.manual_seed(0)
+    over = {"unet": {"image_size": 32}, "bert_tiny": {"vocab_size": 50, "num_classes": 3}}.get(name, {})
+    m = models.create(name, **over).eval()
+    g = torch.fx.symbolic_trace(m)
+    inputs = models.example_inputs(name, batch=2, seq=8, **over)
+    with torch.no_grad():
+        for a, b in zip(_outputs(m(*inputs)), _outputs(g(*inputs))):
+            torch.testing.assert_close(a, b)
