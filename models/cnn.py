@@ -11,6 +11,9 @@ and MACs equal torchvision's published ``num_params`` and GFLOPS (see ``tests/go
   bottleneck sits on the 3x3 conv, not the first 1x1 (torchvision's choice; 4.09 vs 3.8 GMACs).
 * MobileNetV2 — Sandler et al., CVPR 2018, width 1.0, ReLU6, dropout 0.2 before the classifier.
 
+``image_size`` and ``in_channels`` also set the example inputs (``models.example_inputs``); the
+ImageNet models' adaptive pools accept any input size (AlexNet from 63x63, VGG from 32x32).
+
 Small models for ANN-to-SNN conversion on MNIST (28x28) and digits (8x8) — ``lenet5`` (LeCun et al.
 1998), ``resnet_tiny`` — use one activation module per use (``activation=``, see
 :mod:`models.activations`), ``nn.Flatten`` and residual ``+`` so torch.fx traces them plainly.

@@ -30,6 +30,9 @@ def configure(p):
         families = {models.entry(n).family for n in models.names()}
         if args.family is not None and args.family not in families:
             raise UnknownNameError("model family", args.family, families)
-        emit(zoo_table(args.family), args.json, float_format="{:,.0f}")
+        table = zoo_table(args.family)
+        if not args.json:  # thousands separators for reading; JSON keeps integers
+            table["params"] = table["params"].map("{:,}".format)
+        emit(table, args.json)
 
     return run
