@@ -260,18 +260,3 @@ def demo_step():
         df.insert(0, "model", f"mlp/{act}")
         frames.append(df)
     return pd.concat(frames, ignore_index=True)
-
-
-def _register_demo():
-    # `neurosim demo` runs the steps listed in neurosim.commands.demo.STEPS; adding ours from here keeps
-    # that file untouched.
-    try:
-        from neurosim.commands import demo
-    except ImportError:  # pragma: no cover
-        return
-    title = "ANN-to-SNN conversion (mlp, mnist5k; snntorch backend)"
-    if all(t != title for t, _ in demo.STEPS):
-        demo.STEPS.append((title, demo_step))
-
-
-_register_demo()
