@@ -5,6 +5,7 @@
 >>> summary = studies.run("zoo_profile", quick=True, workers=2)   # resumes: finished cells are skipped
 >>> studies.report("zoo_profile", quick=True)         # runs/zoo_profile/report.md + report.html
 >>> studies.run_all_quick("runs/demo")                # every study's quick sweep, one combined report
+>>> studies.demo_step("runs/demo")                    # the same, returning a summary table (neurosim demo)
 
 A study module (``studies/<name>.py``) declares a :class:`Sweep` and one cell function with the
 :func:`study` decorator; see :mod:`studies.registry`. Results: :mod:`studies.store` (SQLite, WAL, one
@@ -35,5 +36,12 @@ def run_all_quick(out_dir, **options):
     return _all(out_dir, **options)
 
 
-__all__ = ["Study", "Sweep", "study", "names", "get", "load_module", "canonical_json", "run", "report",
+def demo_step(out_dir="runs/demo"):
+    """``neurosim demo``'s step: :func:`run_all_quick` into ``out_dir``, then a summary DataFrame."""
+    from studies.report import demo_step as _step
+
+    return _step(out_dir)
+
+
+__all__ = ["demo_step", "Study", "Sweep", "study", "names", "get", "load_module", "canonical_json", "run", "report",
            "run_all_quick"]

@@ -290,8 +290,10 @@ def run_all_quick(out_dir: str | Path, *, db=None, workers: int | None = None, q
     Studies whose dependencies are not installed are listed in the report with the reason instead.
     Results go to ``db`` (default: ``<out_dir>/results.sqlite``), so a re-run resumes.
     """
+    import pandas as pd
+
     from studies.registry import get, names as study_names
-    from studies.runner import run, versions
+    from studies.runner import Executor, run, versions
     from studies.store import Store
 
     out = Path(out_dir)
@@ -299,22 +301,25 @@ def run_all_quick(out_dir: str | Path, *, db=None, workers: int | None = None, q
     db = Path(db) if db is not None else out / "results.sqlite"
     t0 = time.perf_counter()
     body, summary = [], []
-    for name in (names if names is not None else study_names()):
-        s = get(name)
-        why = s.missing()
-        if why:
-            summary.append(dict(study=name, cells=0, ran=0, stored=0, failed=0, status=f"skipped: {why}"))
-            continue
-        r = run(s, quick=True, db=db, workers=workers, quiet=quiet,
-                command=f"studies.run_all_quick({str(out_dir)!r})")
-        with Store(db) as store:
-            df = study_frame(store, s, quick=True)
-            failures = store.failures(s.name, r.run_id) if r.run_id else []
-        export_frame(df, out, name)
-        summary.append(dict(study=name, cells=r.n_cells, ran=r.n_done, stored=r.n_skipped, failed=r.n_failed,
-                            status="ok" if not r.n_failed else "failures"))
-        body += study_blocks(s, df, failures=failures, csv_name=name)
-    import pandas as pd
+    pool = Executor(workers, None, 10.0, "", n_cells=1 << 30)  # one pool of warm workers for every study
+    with pool:
+        for name in (names if names is not None else study_names()):
+            s = get(name)
+            why = s.missing()
+            if why:
+                summary.append(dict(study=name, cells=0, ran=0, stored=0, failed=0, seconds=0.0,
+                                    status=f"skipped: {why}"))
+                continue
+            r = run(s, quick=True, db=db, quiet=quiet, command=f"studies.run_all_quick({str(out_dir)!r})",
+                    executor=pool)
+            with Store(db) as store:
+                df = study_frame(store, s, quick=True)
+                failures = store.failures(s.name, r.run_id) if r.run_id else []
+            export_frame(df, out, name)
+            summary.append(dict(study=name, cells=r.n_cells, ran=r.n_done, stored=r.n_skipped, failed=r.n_failed,
+                                seconds=round(r.elapsed_s, 1), status="ok" if not r.n_failed else "failures"))
+            body += study_blocks(s, df, failures=failures, csv_name=name)
+    pd.DataFrame(summary).to_csv(out / "summary.csv", index=False)
 
     facts = {"Sweeps": "the `--quick` sweep of every study", "Results database": f"`{db}`",
              "Wall time": f"{time.perf_counter() - t0:.1f} s"}
@@ -322,6 +327,15 @@ def run_all_quick(out_dir: str | Path, *, db=None, workers: int | None = None, q
         f"studies.run_all_quick({str(out_dir)!r})"), versions(), facts)
     blocks += [Block("h2", "Summary"), Block("table", frame=pd.DataFrame(summary))] + body
     return write(blocks, out, "neurosim studies")
+
+
+def demo_step(out_dir: str | Path = Path("runs") / "demo"):
+    """For ``neurosim demo``: :func:`run_all_quick` into ``out_dir``, then its summary as a DataFrame
+    (one row per study, with the report's path in the ``report`` column)."""
+    import pandas as pd
+
+    path = run_all_quick(out_dir, quiet=False)
+    return pd.read_csv(Path(path).parent / "summary.csv").assign(report=str(path))
 
 
 def command_line_or(default: str) -> str:

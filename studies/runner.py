@@ -145,8 +145,8 @@ def connect_dask(address: str, connect_timeout_s: float = 10.0):
             from None
 
 
-class _Executor:
-    """Context manager yielding (executor, description) for the requested kind."""
+class Executor:
+    """Context manager yielding ``(executor, description)`` for the requested kind (see the module docstring)."""
 
     def __init__(self, workers: int | None, scheduler: str | None, connect_timeout_s: float, module_ref: str,
                  n_cells: int):
@@ -154,6 +154,7 @@ class _Executor:
         self.n_cells = n_cells
         self.client = None
         self.pool = None
+        self.desc = ""
 
     def __enter__(self):
         if self.scheduler:
@@ -162,20 +163,22 @@ class _Executor:
                 self.client.upload_file(self.module_ref)
             n = len(self.client.scheduler_info().get("workers", {}))
             self.pool = self.client.get_executor(pure=False)
-            return self.pool, f"dask {self.scheduler} ({n} workers)"
+            self.desc = f"dask {self.scheduler} ({n} workers)"
+            return self.pool, self.desc
         workers = default_workers() if self.workers is None else self.workers
         if workers < 0:
             raise NeurosimError(f"--workers must be >= 0, got {workers}")
         if workers == 0 or self.n_cells <= 1:
-            self.pool = _Inline()
-            return self.pool, "inline (this process)"
+            self.pool, self.desc = _Inline(), "inline (this process)"
+            return self.pool, self.desc
         import multiprocessing as mp
 
         workers = min(workers, self.n_cells)
         threads = max(1, (os.cpu_count() or 1) // workers)
         self.pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
                                            initializer=_init_worker, initargs=(threads,))
-        return self.pool, f"processes ({workers} workers)"
+        self.desc = f"processes ({workers} workers)"
+        return self.pool, self.desc
 
     def __exit__(self, exc_type, exc, tb):
         if self.pool is not None:
@@ -185,6 +188,19 @@ class _Executor:
                 self.pool.shutdown(wait=exc_type is None)
         if self.client is not None:
             self.client.close()
+        return False
+
+
+class _Shared:
+    """An already-entered :class:`Executor`, lent to one run without shutting it down."""
+
+    def __init__(self, ex: Executor):
+        self.ex = ex
+
+    def __enter__(self):
+        return self.ex.pool, self.ex.desc
+
+    def __exit__(self, *exc):
         return False
 
 
@@ -232,11 +248,12 @@ def _progress(total: int, initial: int, desc: str, quiet: bool):
 def run(study: str | Study, *, quick: bool = False, only: Mapping[str, Sequence] | None = None,
         db: str | Path | None = None, workers: int | None = None, scheduler: str | None = None,
         connect_timeout_s: float = 10.0, quiet: bool = False, modules: Sequence[str] = (),
-        command: str | None = None) -> RunSummary:
+        command: str | None = None, executor: "Executor | None" = None) -> RunSummary:
     """Run every cell of ``study`` (its quick sweep with ``quick``) not already in the store.
 
     Cells already stored under the study's current code version are skipped; each finished cell is
-    committed as it completes. Returns a :class:`RunSummary`.
+    committed as it completes. Returns a :class:`RunSummary`. ``executor`` (an entered
+    :class:`Executor`) lets several runs share one pool of warm workers (:func:`studies.run_all_quick`).
     """
     for ref in modules:
         load_module(ref)
@@ -254,7 +271,9 @@ def run(study: str | Study, *, quick: bool = False, only: Mapping[str, Sequence]
         if not pending:
             summary.elapsed_s = time.perf_counter() - t0
             return summary
-        with _Executor(workers, scheduler, connect_timeout_s, s.module, len(pending)) as (pool, desc):
+        ctx = _Shared(executor) if executor is not None else \
+            Executor(workers, scheduler, connect_timeout_s, s.module, len(pending))
+        with ctx as (pool, desc):
             summary.executor = desc
             run_id = store.begin_run(s.name, code_version, quick=quick, command=command or command_line(),
                                      versions=versions(), executor=desc, n_cells=len(cells),

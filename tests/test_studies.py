@@ -143,6 +143,9 @@ def test_run_all_quick_writes_one_combined_report(tmp_path):
     text = path.read_text()
     assert "## Summary" in text and "Study `zoo_profile`" in text and "Study `fixture_numeric`" in text
     assert (path.parent / "zoo_profile.csv").exists() and (path.parent / "report.html").exists()
+    summary = pd.read_csv(path.parent / "summary.csv")  # what studies.demo_step returns to `neurosim demo`
+    assert summary.study.tolist() == ["zoo_profile", "fixture_numeric"] and (summary.status == "ok").all()
+    assert summary.ran.tolist() == [3, 1]
 
 
 def test_a_study_whose_dependency_is_missing_fails_clearly_and_is_skipped_in_the_demo(tmp_path, capsys):
