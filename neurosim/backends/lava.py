@@ -1,0 +1,446 @@
+"""Lava backend: the IR as real Lava processes, run on Lava's CPU simulator in float or bit-accurate
+Loihi fixed point (``Loihi2SimCfg(select_tag="floating_pt" | "fixed_pt")``).
+
+Lowering (see :mod:`neurosim.backends._terms` for how the IR becomes sources and terms):
+
+* input: ``lava.proc.io.source.RingBuffer`` sending the encoded input every step (direct current as
+  graded messages, Poisson spikes as +-1 graded messages);
+* every Neurons population: one :class:`neurosim.loihi.processes.ConversionNeurons` (subtractive
+  reset, per-neuron threshold and bias; Lava's ``LIF`` resets to zero with one scalar ``vth``);
+* every linear path between a source and a population (Linear, Conv2d, pooling, Flatten, Add
+  weights, composed): one ``lava.proc.dense.process.Dense``, or a
+  :class:`~neurosim.loihi.processes.LoihiConv` (Lava's ``Conv``) when the path is a convolution
+  (an average pool before a convolution folds into it); biases become neuron biases;
+* SpikeMaxPool2d: :class:`~neurosim.loihi.processes.SpikeMaxPool`; residual adds: several Dense/Conv
+  into one ``a_in`` port (Lava sums them), the shorter branch behind a
+  :class:`~neurosim.loihi.processes.Delay`;
+* readout: ``lava.proc.io.sink.RingBuffer`` recording the summed readout current (membrane) or the
+  output spikes (spike_count).
+
+Timing. Lava's Dense and Conv send at step t what they computed at t-1, so a population ``d``
+synaptic layers from the input sees sample step 0 at global step ``d`` (its *latency*); the IR has
+no delay. Samples run back to back in ONE Lava run, sample ``i`` entering at step ``i*T``; every
+population restarts its membrane (``v_init``) at ``latency + i*T`` and the readout of sample ``i`` is
+summed over steps ``latency_readout + i*T .. + T - 1``. So a run takes ``B*T + depth`` steps and the
+results equal the IR's (the first ``depth`` steps are dropped, not simulated twice).
+
+Fixed point (``precision="fixed"``): each population is normalised to threshold 1 (per-channel
+thresholds fold into its incoming weights) and given the threshold mantissa ``vth_mant``
+(default 1024: 24-bit ``v`` then spans +-128 thresholds). Each Dense/Conv gets 8-bit weights
+(Lava's mixed-sign weights are even numbers in [-256, 254]) and its own exponent
+``weight_exp = ceil(log2(max|w| vth_mant / 254))``; biases become a 13-bit mantissa and a 3-bit
+exponent; a direct-current input is quantised to ``input_bits`` (graded messages). Lava's models then
+add ``a_in << 6`` to ``v`` and compare with ``vth_mant << 6``. ``result.quantization`` is a DataFrame
+per layer: exponents, clipped weights and biases, relative weight error, membrane saturations and the
+largest synaptic input seen.
+
+Every run stops its Lava runtime in a ``finally``: on success, on an exception and on Ctrl-C no
+process is left behind (``tests/test_lava_backend.py`` checks the children of the test process).
+Lava (lava-nc 0.10) runs on Python 3.10 only; elsewhere this backend raises a NeurosimError.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from neurosim.backends import register_backend
+from neurosim.backends._terms import (INPUT, Lowering, fanout, ir_to_lava_perm, lava_conv_weight, lava_shape,
+                                      synops)
+from neurosim.errors import NeurosimError
+from neurosim.ir import Neurons, SimResult, SpikeMaxPool2d, SpikingNetwork
+
+W_MAX_MIXED, W_MIN_MIXED = 254, -256  # Lava MIXED sign mode: 8-bit, LSB dropped (weightutils.truncate_weights)
+BIAS_MANT_MAX = 4095                   # 13-bit signed bias mantissa (PyLifModelBitAcc)
+BIAS_EXP_MAX = 7                       # 3-bit bias exponent
+VTH_MANT_MAX = 2 ** 17 - 1             # 17-bit threshold mantissa
+V_UNIT_SHIFT = 6                       # v units per threshold mantissa unit (vth << 6)
+
+
+def check_python(version_info=None) -> None:
+    """Raise a NeurosimError unless this is Python 3.10 (lava-nc 0.10 declares >=3.10,<3.11)."""
+    v = tuple(sys.version_info[:2] if version_info is None else tuple(version_info)[:2])
+    if v != (3, 10):
+        raise NeurosimError(f"the lava backend needs Python 3.10 (lava-nc 0.10 supports only 3.10; this is "
+                            f"{v[0]}.{v[1]}); use backend='snntorch' or 'brian2', or a 3.10 environment")
+
+
+def _import_lava():
+    check_python()
+    try:
+        import lava.magma  # noqa: F401
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise NeurosimError(f"the lava backend needs lava-nc 0.10 (pip install lava-nc==0.10.0): {e}") from e
+
+
+# ---- fixed-point quantisation -------------------------------------------------------------------------
+
+@dataclass
+class _QTerm:
+    weights: np.ndarray      # Lava layout, int (fixed) or float
+    weight_exp: int = 0
+    clipped: int = 0
+    rel_error: float = 0.0
+
+
+@dataclass
+class _QPop:
+    vth: np.ndarray
+    bias: np.ndarray
+    v_init: np.ndarray
+    bias_exp: int = 0
+    dv: float | int = 0.0
+    v_reset: float | int = 0.0
+    bias_clipped: int = 0
+    terms: list = field(default_factory=list)
+
+
+def _quant_weights(m: np.ndarray, scale: float) -> _QTerm:
+    """8-bit Loihi weights with a shared exponent for ``m * scale``: ``W_int * 2**e ~= m * scale``."""
+    a = m * scale
+    amax = float(np.abs(a).max()) if a.size else 0.0
+    if amax == 0.0:
+        return _QTerm(np.zeros(m.shape, np.int32), 0)
+    mixed = a.min() < 0 < a.max()
+    top = W_MAX_MIXED if mixed else 255
+    e = int(math.ceil(math.log2(amax / top)))
+    q = a / 2.0 ** e
+    if mixed:
+        w = 2 * np.round(q / 2)
+        lo, hi = W_MIN_MIXED, W_MAX_MIXED
+    else:
+        w = np.round(q)
+        lo, hi = (0, 255) if a.max() > 0 else (-255, 0)
+    clipped = int(((w < lo) | (w > hi)).sum())
+    w = np.clip(w, lo, hi)
+    err = float(np.sqrt(np.mean((w * 2.0 ** e - a) ** 2)) / amax)
+    return _QTerm(w.astype(np.int32), e, clipped, err)
+
+
+def _quant_bias(b_v: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """13-bit mantissa and 3-bit exponent for biases ``b_v`` in membrane units."""
+    bmax = float(np.abs(b_v).max()) if b_v.size else 0.0
+    e = 0
+    while e < BIAS_EXP_MAX and bmax / 2 ** e > BIAS_MANT_MAX:
+        e += 1
+    m = np.round(b_v / 2 ** e)
+    clipped = int(((m > BIAS_MANT_MAX) | (m < -BIAS_MANT_MAX - 1)).sum())
+    return np.clip(m, -BIAS_MANT_MAX - 1, BIAS_MANT_MAX).astype(np.int32), e, clipped
+
+
+# ---- the lowered Lava graph ---------------------------------------------------------------------------
+
+class _Graph:
+    """Builds the Lava processes for ``net`` (module docstring) and reads the results back."""
+
+    def __init__(self, net: SpikingNetwork, data: np.ndarray, B: int, T: int, fixed: bool, vth_mant: int,
+                 input_step: float, graded_input: bool):
+        from lava.proc.dense.process import Dense
+        from lava.proc.io.sink import RingBuffer as Sink
+        from lava.proc.io.source import RingBuffer as Source
+
+        from neurosim.loihi.processes import ConversionNeurons, Delay, LoihiConv, SpikeMaxPool
+
+        self.net, self.B, self.T, self.fixed = net, B, T, fixed
+        self.low = low = Lowering(net)
+        self.lat, extra = low.latencies()
+        self.total = B * T + self.lat["readout"]
+        self.readout_unit = float(vth_mant)
+        self.qreport = []
+        # input: data [n_lava, B*T] -> ring buffer over the whole run, zeros after the last sample
+        src_shape = lava_shape(net.input_shape)
+        buf = np.zeros((int(np.prod(src_shape)), self.total), np.int32 if fixed else np.float64)
+        buf[:, :B * T] = data
+        self.source = Source(data=buf.reshape(*src_shape, self.total))
+        self.out_port = {INPUT: self.source.s_out}
+        self.procs = {}
+        q = self._quantise(vth_mant, input_step) if fixed else None
+        for k, n in net.nodes.items():
+            if isinstance(n, Neurons):
+                shp = lava_shape(n.shape)
+                perm = ir_to_lava_perm(n.shape)
+                if fixed:
+                    p = q[k]
+                    proc = ConversionNeurons(shape=shp, vth=p.vth.reshape(shp), bias=p.bias.reshape(shp),
+                                             v_init=p.v_init.reshape(shp), dv=p.dv, bias_exp=p.bias_exp,
+                                             reset_zero=int(n.reset == "zero"), v_reset=p.v_reset,
+                                             period=T, offset=self.lat[k], windows=B, name=k)
+                else:
+                    full = lambda a: np.broadcast_to(a, n.shape).reshape(-1)[perm].reshape(shp)  # noqa: E731
+                    bias = np.broadcast_to(low.targets[k].const, n.shape).reshape(-1)[perm].reshape(shp)
+                    proc = ConversionNeurons(shape=shp, vth=full(n.threshold), bias=bias, v_init=full(n.v_init),
+                                             dv=1.0 - n.leak, reset_zero=int(n.reset == "zero"),
+                                             v_reset=n.v_reset, period=T, offset=self.lat[k], windows=B, name=k)
+                self.procs[k] = proc
+                self.out_port[k] = proc.s_out
+            elif isinstance(n, SpikeMaxPool2d):
+                src = low.maxpools[k]
+                proc = SpikeMaxPool(in_shape=lava_shape(net.shapes[src]), out_shape=lava_shape(net.shapes[k]),
+                                    kernel_size=n.kernel_size, stride=n.stride, padding=n.padding, period=T,
+                                    offset=self.lat[src], windows=B, name=k)
+                self.out_port[src].connect(proc.s_in)
+                self.procs[k] = proc
+                self.out_port[k] = proc.s_out
+        ro = net.readout
+        if ro.kind == "membrane":
+            self.sink = Sink(shape=(net.num_classes,), buffer=self.total)
+            self.readout_const = low.targets["readout"].const
+        else:
+            self.sink = Sink(shape=(net.num_classes,), buffer=self.total)
+            self.out_port[ro.node].connect(self.sink.a_in)
+        # synapses: one Dense/Conv per term
+        self.n_synapse_procs = 0
+        for tname, tg in low.targets.items():
+            dst = self.procs[tname].a_in if tname != "readout" else self.sink.a_in
+            dst_shape = lava_shape(tg.shape)
+            for i, term in enumerate(tg.terms):
+                port = self.out_port[term.source]
+                d = extra[(tname, i)]
+                if d > 0:
+                    dl = Delay(shape=lava_shape(term.in_shape), delay=d)
+                    port.connect(dl.s_in)
+                    port = dl.s_out
+                graded = term.source == INPUT and graded_input
+                nmb = 24 if graded else 0
+                cf = term.conv_form()
+                use_conv = cf is not None and len(term.in_shape) == 3 and len(tg.shape) == 3
+                if fixed:
+                    qt = q[tname].terms[i]
+                    w, wexp = qt.weights, qt.weight_exp
+                else:
+                    w, wexp = (lava_conv_weight(cf[0]) if use_conv else self._dense_lava(term)), 0
+                if use_conv:
+                    _, stride, padding, dilation, groups = cf
+                    syn = LoihiConv(weight=w, weight_exp=wexp, input_shape=lava_shape(term.in_shape),
+                                    padding=padding[::-1], stride=stride[::-1], dilation=dilation[::-1],
+                                    groups=groups, num_message_bits=nmb)
+                    port.connect(syn.s_in)
+                    syn.a_out.connect(dst)
+                else:
+                    syn = Dense(weights=w, weight_exp=wexp, num_message_bits=nmb, name=f"{tname}.{i}")
+                    (port.flatten() if len(port.shape) > 1 else port).connect(syn.s_in)
+                    (syn.a_out.reshape(dst_shape) if len(dst_shape) > 1 else syn.a_out).connect(dst)
+                self.n_synapse_procs += 1
+
+    def _dense_lava(self, term) -> np.ndarray:
+        m = term.dense()
+        return m[ir_to_lava_perm(term.out_shape)][:, ir_to_lava_perm(term.in_shape)]
+
+    def _quantise(self, vth_mant: int, input_step: float) -> dict[str, _QPop]:
+        net, low = self.net, self.low
+        if not 1 <= vth_mant <= VTH_MANT_MAX:
+            raise NeurosimError(f"vth_mant must lie in [1, {VTH_MANT_MAX}] (17 bits), got {vth_mant}")
+        unit = float(vth_mant) * 2 ** V_UNIT_SHIFT  # membrane units per threshold
+        out = {}
+        for tname, tg in low.targets.items():
+            if tname == "readout":
+                theta = np.ones(tg.shape)
+                n = None
+            else:
+                n = net.nodes[tname]
+                theta = np.broadcast_to(n.threshold, n.shape).astype(np.float64)
+            th_flat = theta.reshape(-1)
+            perm_out = ir_to_lava_perm(tg.shape)
+            terms = []
+            for term in tg.terms:
+                scale = vth_mant * (input_step if term.source == INPUT else 1.0)
+                cf = term.conv_form()
+                if cf is not None and len(term.in_shape) == 3 and len(tg.shape) == 3:
+                    w = cf[0]
+                    # per-channel threshold: a conv term needs one threshold per output channel
+                    th_c = theta.reshape(theta.shape[0], -1)
+                    if np.ptp(th_c, axis=1).max() > 0:
+                        raise NeurosimError(f"{tname}: per-position thresholds under a convolution cannot be "
+                                            f"folded into its kernel")
+                    qt = _quant_weights(w / th_c[:, 0][:, None, None, None], scale)
+                    qt.weights = lava_conv_weight(qt.weights).astype(np.int32)
+                else:
+                    m = term.dense() / th_flat[:, None]
+                    qt = _quant_weights(m, scale)
+                    qt.weights = qt.weights[perm_out][:, ir_to_lava_perm(term.in_shape)]
+                terms.append(qt)
+            const = np.broadcast_to(tg.const, tg.shape).reshape(-1) / th_flat
+            if n is None:
+                self.readout_const_q = np.round(const * vth_mant) / vth_mant
+                out[tname] = _QPop(vth=np.ones(1), bias=np.zeros(1), v_init=np.zeros(1), terms=terms)
+                self.qreport.append(self._row(tname, terms, None, 0, vth_mant))
+                continue
+            bias, bexp, bclip = _quant_bias(const[perm_out] * unit)
+            v_init = np.broadcast_to(n.v_init, n.shape).reshape(-1)[perm_out] / th_flat[perm_out]
+            v_init = np.clip(np.round(v_init * unit), -(2 ** 23 - 1), 2 ** 23 - 1).astype(np.int32)
+            if n.reset == "zero" and n.v_reset != 0 and np.ptp(theta) > 0:
+                raise NeurosimError(f"{tname}: reset to v_reset={n.v_reset} with per-neuron thresholds has no "
+                                    f"fixed-point form; use reset='subtract' or one threshold")
+            v_reset = int(round(n.v_reset / float(th_flat[0]) * unit))
+            dv = int(round((1.0 - n.leak) * 4096))
+            out[tname] = _QPop(vth=np.full(tg.const.size, vth_mant, np.int32), bias=bias, v_init=v_init,
+                               bias_exp=bexp, dv=dv, v_reset=v_reset, bias_clipped=bclip, terms=terms)
+            self.qreport.append(self._row(tname, terms, bexp, bclip, vth_mant))
+        return out
+
+    @staticmethod
+    def _row(name, terms, bexp, bclip, vth_mant):
+        return {"layer": name, "vth_mant": vth_mant, "weight_exp": [t.weight_exp for t in terms],
+                "weights_clipped": sum(t.clipped for t in terms),
+                "weight_rel_rms_error": max([t.rel_error for t in terms], default=0.0),
+                "bias_exp": bexp, "bias_clipped": bclip}
+
+    def any_proc(self):
+        return self.source
+
+    def results(self, record_trace: bool):
+        net, B, T = self.net, self.B, self.T
+        L = self.lat["readout"]
+        data = np.asarray(self.sink.data.get(), np.float64)[:, L:L + B * T]  # [n, B*T]
+        y = data.T.reshape(B, T, -1)
+        if net.readout.kind == "membrane":
+            if self.fixed:
+                y = y / self.readout_unit + self.readout_const_q[None, None]
+            else:
+                y = y + self.low.targets["readout"].const.reshape(1, 1, -1)
+        acc = np.cumsum(y, axis=1)
+        trace = acc / np.arange(1, T + 1).reshape(1, T, 1) * net.readout.scale
+        output = trace[:, -1]
+        counts, events = {}, {}
+        for k, p in self.procs.items():
+            c = np.asarray(p.spike_count.get(), np.float64).reshape(-1)
+            c_ir = np.empty_like(c)
+            c_ir[ir_to_lava_perm(net.shapes[k])] = c
+            events[k] = c_ir
+            if isinstance(net.nodes[k], Neurons):
+                counts[k] = float(c.sum())
+        sat = {k: int(np.asarray(p.sat_count.get()).reshape(-1)[0]) for k, p in self.procs.items()
+               if isinstance(net.nodes[k], Neurons)}
+        amax = {k: float(np.asarray(p.a_max.get()).reshape(-1)[0]) for k, p in self.procs.items()
+                if isinstance(net.nodes[k], Neurons)}
+        return output, (trace.transpose(1, 0, 2) if record_trace else None), counts, events, sat, amax
+
+
+def _run_lava(graph: _Graph, precision: str, chunk_steps: int | None, progress, record_trace: bool):
+    """Run the graph to the end and read the results back; the runtime is stopped in every case."""
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+
+    cfg = Loihi2SimCfg(select_tag="floating_pt" if precision == "float" else "fixed_pt")
+    proc = graph.any_proc()
+    total = graph.total
+    chunk = total if not chunk_steps else max(1, int(chunk_steps))
+    started = False
+    try:
+        done = 0
+        while done < total:
+            n = min(chunk, total - done)
+            started = True
+            proc.run(condition=RunSteps(num_steps=n), run_cfg=cfg)
+            done += n
+            if progress is not None:
+                progress(done, total)
+        return graph.results(record_trace)
+    finally:
+        if started:
+            try:
+                proc.stop()
+            except Exception:  # noqa: BLE001 - stopping a failed runtime must not mask the first error
+                _stop_hard(proc)
+
+
+def _stop_hard(proc) -> None:
+    """Last resort when ``stop()`` fails: terminate the runtime's worker processes."""
+    rt = getattr(proc, "runtime", None)
+    for attr in ("_messaging_infrastructure", "_messaging_infrastructure_type"):
+        mi = getattr(rt, attr, None)
+        if mi is not None and hasattr(mi, "stop"):
+            try:
+                mi.stop()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+@register_backend("lava", precisions=("float", "fixed"),
+                  description="Lava processes (Dense/Conv + subtractive-reset neurons) on Loihi2SimCfg, "
+                              "float or bit-accurate fixed point")
+def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *, seed: int = 0,
+        record_trace: bool = False, batch_size: int | None = None, chunk_steps: int | None = None,
+        progress=None, vth_mant: int = 1024, input_bits: int = 8, input_scale: float | None = None) -> SimResult:
+    """Run ``net`` on Lava for ``timesteps`` steps on ``inputs`` [batch, *input_shape].
+
+    ``batch_size``: samples per Lava run (default: all; each run is one compile + one runtime).
+    ``chunk_steps``: run in pieces of this many steps and call ``progress(done, total)`` between
+    them. ``seed``: Poisson encoding (the same spikes as snntorch for the same seed).
+    Fixed point: ``vth_mant`` (threshold mantissa, 17 bits), ``input_bits`` and ``input_scale`` (the
+    direct-current input quantisation step; default ``max|x| / (2**input_bits - 1)``, signed inputs
+    one bit less). The result carries ``quantization`` (a DataFrame per layer) for ``fixed``.
+    """
+    _import_lava()
+    import torch
+
+    from neurosim.encoding import encode
+
+    x = np.asarray(inputs.detach().cpu().numpy() if hasattr(inputs, "detach") else inputs, np.float32)
+    if x.shape[1:] != net.input_shape:
+        if x.shape == net.input_shape:
+            x = x[None]
+        else:
+            raise NeurosimError(f"inputs must have shape [batch, {', '.join(map(str, net.input_shape))}], "
+                                f"got {list(x.shape)}")
+    B, T = x.shape[0], int(timesteps)
+    fixed = precision == "fixed"
+    perm_in = ir_to_lava_perm(net.input_shape)
+    direct = net.encoding.kind == "direct"
+    if direct:
+        e = np.broadcast_to(x.reshape(B, 1, -1)[:, :, perm_in], (B, T, x[0].size))
+    else:
+        gen = torch.Generator().manual_seed(int(seed))
+        enc, _ = encode(net.encoding, torch.as_tensor(x), T, generator=gen)
+        e = enc.numpy().reshape(T, B, -1).transpose(1, 0, 2)[:, :, perm_in]
+    input_step = 1.0
+    if fixed and direct:
+        signed = bool((x < 0).any())
+        levels = 2 ** (input_bits - 1) - 1 if signed else 2 ** input_bits - 1
+        input_step = float(input_scale) if input_scale else float(np.abs(x).max() or 1.0) / levels
+        e = np.clip(np.round(e / input_step), -levels if signed else 0, levels)
+    bs = B if not batch_size else int(batch_size)
+    outs, traces, counts, events, sats, amaxes = [], [], {}, {}, {}, {}
+    qreport, nproc = None, 0
+    t0 = time.perf_counter()
+    for s in range(0, B, bs):
+        eb = e[s:s + bs]
+        b = eb.shape[0]
+        data = eb.reshape(b * T, -1).T  # [n_lava, b*T]
+        graph = _Graph(net, data, b, T, fixed, vth_mant, input_step, graded_input=True)
+        nproc = 2 + len(graph.procs) + graph.n_synapse_procs
+        out, tr, c, ev, sat, amax = _run_lava(graph, precision, chunk_steps, progress, record_trace)
+        outs.append(out)
+        if record_trace:
+            traces.append(tr)
+        for k, v in c.items():
+            counts[k] = counts.get(k, 0.0) + v
+        for k, v in ev.items():
+            events[k] = events.get(k, 0.0) + v
+        for k, v in sat.items():
+            sats[k] = sats.get(k, 0) + v
+        for k, v in amax.items():
+            amaxes[k] = max(amaxes.get(k, 0.0), v)
+        qreport = graph.qreport
+    wall = time.perf_counter() - t0
+    output = np.concatenate(outs).astype(np.float32)
+    events[INPUT] = (e != 0).sum(axis=(0, 1)).astype(np.float64)[np.argsort(perm_in)]
+    neurons = {k: p.size for k, p in net.populations.items()}
+    res = SimResult(output=output, predictions=output.argmax(1), timesteps=T, spike_counts=counts,
+                    neurons=neurons, firing_rates={k: counts[k] / (neurons[k] * T * B) for k in neurons},
+                    synops=synops(net, events, B, T), backend="lava", precision=precision, batch=B, wall_s=wall,
+                    trace=np.concatenate(traces, 1).astype(np.float32) if record_trace else None)
+    res.lava_processes = nproc
+    res.lava_steps_per_sample = T
+    if fixed:
+        import pandas as pd
+
+        df = pd.DataFrame(qreport)
+        df["v_saturations"] = [sats.get(r, 0) for r in df["layer"]]
+        df["max_abs_a_in"] = [amaxes.get(r, float("nan")) for r in df["layer"]]
+        df["a_in_over_16bit"] = df["max_abs_a_in"] > 2 ** 15 - 1
+        res.quantization = df
+    return res
