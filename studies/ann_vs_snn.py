@@ -211,3 +211,27 @@ def _energy_fig(df):
             rows.append(dict(task=task, target=f"{NEURO} T={r.timesteps}", energy=r.snn_loihi2_energy_j))
     return bars(pd.DataFrame(rows), x="target", y="energy", group="task", logy=True, xlabel="",
                 ylabel="energy per inference (J)")
+
+
+@ann_vs_snn.figure("Accuracy vs energy per inference: the SNN on Loihi 2 at each T (labelled) vs the ANN on GPU and TPU")
+def _acc_energy_fig(df):
+    from studies.plots import MARKERS, new_figure
+
+    fig, ax = new_figure()
+    d = _reference(df)
+    for i, (task, sub) in enumerate(d.groupby("task")):
+        sub = sub.sort_values("timesteps")
+        c = f"C{i % 10}"
+        ax.plot(sub.snn_loihi2_energy_j, sub.snn_accuracy, marker="o", color=c, label=f"{task}: SNN on {NEURO}")
+        for r in sub.itertuples():
+            ax.annotate(f"T={r.timesteps}", (r.snn_loihi2_energy_j, r.snn_accuracy), fontsize=6, xytext=(3, -8),
+                        textcoords="offset points")
+        for j, (key, dev) in enumerate((("gpu", GPU), ("tpu", TPU))):
+            ax.scatter([sub[f"ann_{key}_energy_j"].iloc[0]], [sub.ann_accuracy.iloc[0]], color=c, s=60,
+                       marker=MARKERS[j + 1], edgecolors="black", linewidths=0.5, label=f"{task}: ANN on {dev}")
+    ax.set_xscale("log")
+    ax.set_xlabel("energy per inference (J)")
+    ax.set_ylabel("test accuracy")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    return fig
