@@ -159,6 +159,13 @@ class Executor:
     def __enter__(self):
         if self.scheduler:
             self.client = connect_dask(self.scheduler, self.timeout)
+            try:
+                self.client.wait_for_workers(1, timeout=self.timeout)
+            except Exception:  # noqa: BLE001 - WorkerStartTimeoutError (not a TimeoutError) or a lost connection
+                self.client.close()
+                raise NeurosimError(f"the Dask scheduler at {self.scheduler} has no workers "
+                                    f"(waited {self.timeout:g} s); start some with `dask worker {self.scheduler}`") \
+                    from None
             if self.module_ref.endswith(".py"):
                 self.client.upload_file(self.module_ref)
             n = len(self.client.scheduler_info().get("workers", {}))

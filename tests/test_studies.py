@@ -156,3 +156,19 @@ def test_a_study_whose_dependency_is_missing_fails_clearly_and_is_skipped_in_the
     studies.load_module(FIXTURES)
     path = studies.run_all_quick(tmp_path / "demo", names=["fixture_needs_missing", "fixture_numeric"], workers=0)
     assert "skipped: study 'fixture_needs_missing' needs neurosim_no_such_module" in path.read_text()
+
+
+def test_a_scheduler_without_workers_is_one_line_exit_2(tmp_path, capsys):
+    import asyncio
+
+    distributed = pytest.importorskip("distributed")
+
+    async def scenario():
+        async with distributed.Scheduler(host="127.0.0.1", port=0, dashboard_address=None) as sched:
+            argv = ["study", "run", "fixture_numeric", "--module", FIXTURES, "--db", str(tmp_path / "w.sqlite"),
+                    "--scheduler", sched.address, "--connect-timeout", "1", "--quiet"]
+            return await asyncio.get_running_loop().run_in_executor(None, main, argv)
+
+    assert asyncio.run(scenario()) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has no workers" in err
