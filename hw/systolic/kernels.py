@@ -69,7 +69,8 @@ def spatial_dims(dataflow: str, M: int, K: int, N: int):
     return {"os": (M, N, K), "ws": (K, N, M), "is": (K, M, N)}[dataflow]
 
 
-def ifmap_index_tables(ifmap_h, ifmap_w, filter_h, filter_w, channels, stride_h, stride_w, batch):
+def ifmap_index_tables(ifmap_h, ifmap_w, filter_h, filter_w, channels, stride_h, stride_w, batch,
+                       dilation_h=1, dilation_w=1):
     """``base[pixel] + woff[window]`` is the ifmap word of im2col element ``(pixel, window)`` (offset excluded).
 
     SCALE-Sim's layout: ifmap stored HWC, ``addr = (row*W + col)*C + ch``; window index ``j`` walks
@@ -78,8 +79,9 @@ def ifmap_index_tables(ifmap_h, ifmap_w, filter_h, filter_w, channels, stride_h,
     ``prow[p] + wrow[j] < H`` and ``pcol[p] + wcol[j] < W`` (SCALE-Sim's partial last window; ``clip`` is
     False when no window is partial and the check can be skipped).
     """
-    oh = -(-(ifmap_h - filter_h + stride_h) // stride_h)
-    ow = -(-(ifmap_w - filter_w + stride_w) // stride_w)
+    eh, ew = dilation_h * (filter_h - 1) + 1, dilation_w * (filter_w - 1) + 1
+    oh = -(-(ifmap_h - eh + stride_h) // stride_h)
+    ow = -(-(ifmap_w - ew + stride_w) // stride_w)
     p = np.arange(batch * oh * ow, dtype=np.int64)
     b, q = np.divmod(p, oh * ow)
     orow, ocol = np.divmod(q, ow)
@@ -87,9 +89,10 @@ def ifmap_index_tables(ifmap_h, ifmap_w, filter_h, filter_w, channels, stride_h,
     j = np.arange(filter_h * filter_w * channels, dtype=np.int64)
     crow, k = np.divmod(j, filter_w * channels)
     ccol, ch = np.divmod(k, channels)
+    crow, ccol = crow * dilation_h, ccol * dilation_w
     woff = (crow * ifmap_w + ccol) * channels + ch
     prow, pcol = orow * stride_h, ocol * stride_w
-    clip = (oh - 1) * stride_h + filter_h > ifmap_h or (ow - 1) * stride_w + filter_w > ifmap_w
+    clip = (oh - 1) * stride_h + eh > ifmap_h or (ow - 1) * stride_w + ew > ifmap_w
     return base, woff, (prow, pcol, crow, ccol, np.array([ifmap_h, ifmap_w, int(clip)], dtype=np.int64))
 
 
@@ -596,22 +599,27 @@ def prefetch_lines(dataflow, op, R, C, Sr, Sc, T, K, base, woff, pos, size, sram
     }
     nb, Bh, Wd, S, rolled, xc = table[(dataflow, op)]
     eps = -(-sram_words // 100)
-    last_line = np.full(size, -1, dtype=np.int64)
-    cnt = np.zeros(size, dtype=np.int64)
-    dummy = np.zeros(1, dtype=np.int64)
+    last_line = np.full(size, -1, dtype=np.int32)
+    cnt = np.zeros(size, dtype=np.int32)
+    dummy = np.zeros(1, dtype=np.int32)
     total = _walk(0, nb, Bh, Wd, S, rolled, xc, op, K, base, woff, pos, eps, last_line, cnt, dummy, dummy)
-    off = np.zeros(size + 1, dtype=np.int64)
+    if total >= 2 ** 31 - 1:
+        raise ValueError(f"operand of {total} words is too large for USER-mode simulation")
+    off = np.zeros(size + 1, dtype=np.int32)
     np.cumsum(cnt, out=off[1:])
-    lines = np.empty(int(off[-1]), dtype=np.int64)
+    lines = np.empty(int(off[-1]), dtype=np.int32)
     last_line.fill(-1)
     cnt.fill(0)
     _walk(1, nb, Bh, Wd, S, rolled, xc, op, K, base, woff, pos, eps, last_line, cnt, off, lines)
-    one = np.where(cnt == 1, lines[np.minimum(off[:-1], max(len(lines) - 1, 0))], -1) if len(lines) else -cnt - 1
-    del last_line, cnt
+    del last_line
+    one = np.full(size, -1, dtype=np.int32)
+    single = cnt == 1
+    one[single] = lines[off[:-1][single]]
+    del cnt, single
     active = -(-sram_words // 2)
     prefetch = sram_words - active
     num_lines = total // eps + 1
     n_active = min(num_lines, -(-active // eps))
     n_pref = min(num_lines - n_active, -(-prefetch // eps))
     fetch_rows = -(-(nb * Bh * Wd) // bw)
-    return off, lines, one.astype(np.int64), np.array([num_lines, n_active, n_pref, fetch_rows], dtype=np.int64)
+    return off, lines, one, np.array([num_lines, n_active, n_pref, fetch_rows], dtype=np.int64)

@@ -118,14 +118,15 @@ def simulate_layer(cfg: SystolicConfig, layer: Layer, *, row_cycles: np.ndarray 
     specs, F = K_.operand_specs(df, R, C, T, paper_os=(cfg.os_timing == "paper"))
     cycles_fold = F if df == "os" else F + C - 1
     base, woff, pos = K_.ifmap_index_tables(layer.ifmap_h, layer.ifmap_w, layer.filter_h, layer.filter_w,
-                                       layer.channels, layer.stride_h, layer.stride_w, layer.batch)
+                                       layer.channels, layer.stride_h, layer.stride_w, layer.batch,
+                                       layer.dilation_h, layer.dilation_w)
     sizes = np.array([layer.batch * layer.ifmap_h * layer.ifmap_w * layer.channels, Kw * N], dtype=np.int64)
     words = np.array([cfg.ifmap_sram_kib * 1024, cfg.filter_sram_kib * 1024, cfg.ofmap_sram_kib * 1024],
                      dtype=np.int64)
     user = cfg.user_bandwidth
     rd_bw = cfg.bandwidth_words if user else 10  # SCALE-Sim's CALC mode: 10 words/cycle reads ("arbitrary")
     wr_bw = cfg.bandwidth_words if user else C  # and one array row per cycle for writes
-    empty_i = np.zeros(1, dtype=np.int64)
+    empty_i = np.zeros(1, dtype=np.int32)
     empty_p = np.zeros(4, dtype=np.int64)
     if user:
         if_off, if_lines, if_one, if_par = K_.prefetch_lines(df, K_.IFMAP, R, C, Sr, Sc, T, Kw, base, woff, pos, int(sizes[0]),
@@ -282,7 +283,7 @@ def simulate(config: SystolicConfig, layers: list[Layer], *, energy=None, trace_
     results = []
     for i, layer in enumerate(layers):
         key = (layer.ifmap_h, layer.ifmap_w, layer.filter_h, layer.filter_w, layer.channels, layer.num_filters,
-               layer.stride_h, layer.stride_w, layer.batch)
+               layer.stride_h, layer.stride_w, layer.batch, layer.dilation_h, layer.dilation_w)
         if trace_dir is not None:
             from hw.systolic.traces import write_layer_traces
 

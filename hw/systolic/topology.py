@@ -50,16 +50,26 @@ class Layer:
     batch: int = 1
     repeat: int = 1
     kind: str = "conv"  # "conv" or "gemm" (what the layer came from; the simulation is the same)
+    dilation_h: int = 1  # beyond SCALE-Sim: dilated windows (torch convs); the filter extent is d*(R-1)+1
+    dilation_w: int = 1
 
     def __post_init__(self):
         for f in ("ifmap_h", "ifmap_w", "filter_h", "filter_w", "channels", "num_filters", "stride_h", "stride_w",
-                  "batch", "repeat"):
+                  "batch", "repeat", "dilation_h", "dilation_w"):
             v = getattr(self, f)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise NeurosimError(f"layer {self.name!r}: {f} must be a positive integer, got {v!r}")
-        if self.filter_h > self.ifmap_h or self.filter_w > self.ifmap_w:
-            raise NeurosimError(f"layer {self.name!r}: filter {self.filter_h}x{self.filter_w} is larger than its "
+        if self.extent_h > self.ifmap_h or self.extent_w > self.ifmap_w:
+            raise NeurosimError(f"layer {self.name!r}: filter {self.extent_h}x{self.extent_w} is larger than its "
                                 f"input {self.ifmap_h}x{self.ifmap_w}")
+
+    @property
+    def extent_h(self) -> int:
+        return self.dilation_h * (self.filter_h - 1) + 1
+
+    @property
+    def extent_w(self) -> int:
+        return self.dilation_w * (self.filter_w - 1) + 1
 
     @classmethod
     def gemm(cls, name: str, m: int, n: int, k: int, repeat: int = 1) -> "Layer":
@@ -68,11 +78,11 @@ class Layer:
 
     @property
     def ofmap_h(self) -> int:
-        return -(-(self.ifmap_h - self.filter_h + self.stride_h) // self.stride_h)
+        return -(-(self.ifmap_h - self.extent_h + self.stride_h) // self.stride_h)
 
     @property
     def ofmap_w(self) -> int:
-        return -(-(self.ifmap_w - self.filter_w + self.stride_w) // self.stride_w)
+        return -(-(self.ifmap_w - self.extent_w + self.stride_w) // self.stride_w)
 
     @property
     def M(self) -> int:

@@ -1,0 +1,98 @@
+"""`neurosim systolic`: SCALE-Sim v2-compatible systolic-array simulation of topology files or zoo models.
+
+    neurosim systolic -c scale.cfg -t alexnet.csv [-i conv|gemm] -p runs      # SCALE-Sim's three reports
+    neurosim systolic --model resnet18 --array 128x128 --dataflow ws [--batch 4] [--json]
+"""
+from __future__ import annotations
+
+from neurosim.cli import command, emit
+from neurosim.errors import NeurosimError
+
+
+@command("systolic", help="systolic-array simulation (os/ws/is), SCALE-Sim v2 configs, topologies and reports")
+def configure(p):
+    p.add_argument("-c", "--config", metavar="CFG", help="SCALE-Sim v2 .cfg (array, SRAMs, dataflow, bandwidth)")
+    p.add_argument("-t", "--topology", metavar="TOPO", help="SCALE-Sim topology CSV")
+    p.add_argument("-i", "--input-type", choices=["conv", "gemm"], default="conv",
+                   help="topology rows are convolutions (default) or GEMMs Layer,M,N,K")
+    p.add_argument("-p", "--outdir", metavar="OUTDIR", help="write the three reports to OUTDIR/<run_name>/")
+    p.add_argument("--model", help="zoo model name instead of a topology (lowered through hw.workload)")
+    p.add_argument("--array", help="array RxC, e.g. 128x128 (overrides the config; default 32x32 for --model)")
+    p.add_argument("--dataflow", choices=["os", "ws", "is"], help="dataflow (overrides the config)")
+    p.add_argument("--batch", type=int, default=1, help="batch size for --model (default 1)")
+    p.add_argument("--seq", type=int, default=None, help="sequence length for token models")
+    p.add_argument("--bandwidth", type=int, default=None,
+                   help="USER bandwidth mode with this many words/cycle (overrides the config)")
+    p.add_argument("--os-timing", choices=["scalesim", "paper"], default=None,
+                   help="output-stationary fold time: SCALE-Sim's code (R+C+T-2, default) or its paper (2R+C+T-2)")
+    p.add_argument("--energy", default=None, metavar="SOURCE",
+                   help="add per-access energy: 'default' (Horowitz 45 nm) or a catalog device with e_*_pj fields")
+    p.add_argument("--trace-dir", default=None, help="stream SRAM traces (SCALE-Sim format) into this folder")
+    p.add_argument("--json", action="store_true", help="print one JSON object (config, totals, layers)")
+
+    def run(args):
+        import time
+
+        from hw.systolic import SystolicConfig, read_config, read_topology, simulate
+        from hw.systolic.workload import _parse_array, simulate_model
+
+        if args.batch < 1:
+            raise NeurosimError(f"--batch must be a positive integer, got {args.batch}")
+        if args.bandwidth is not None and args.bandwidth < 1:
+            raise NeurosimError(f"--bandwidth must be a positive integer, got {args.bandwidth}")
+        if (args.model is None) == (args.topology is None):
+            raise NeurosimError("give either -t TOPOLOGY (with -c CONFIG) or --model NAME")
+        changes = {}
+        if args.array:
+            r, c = _parse_array(args.array)
+            if r < 1 or c < 1:
+                raise NeurosimError(f"--array must be positive, got {args.array!r}")
+            changes.update(array_rows=r, array_cols=c)
+        if args.dataflow:
+            changes["dataflow"] = args.dataflow
+        if args.bandwidth is not None:
+            changes.update(bandwidth_mode="USER", bandwidth_words=args.bandwidth)
+        if args.os_timing:
+            changes["os_timing"] = args.os_timing
+        t0 = time.perf_counter()
+        if args.model:
+            cfg = read_config(args.config) if args.config else SystolicConfig(run_name=args.model)
+            if not args.config:
+                changes.setdefault("dataflow", "ws")
+            res = simulate_model(args.model, array=None, dataflow=None, batch=args.batch, seq=args.seq,
+                                 config=cfg.with_(**changes), energy=args.energy)
+        else:
+            if not args.config:
+                raise NeurosimError("-t TOPOLOGY needs -c CONFIG (a SCALE-Sim .cfg)")
+            cfg = read_config(args.config, **changes)
+            layers = read_topology(args.topology, args.input_type)
+            res = simulate(cfg, layers, energy=args.energy, trace_dir=args.trace_dir)
+        wall = time.perf_counter() - t0
+        where = res.write(args.outdir) if args.outdir else None
+        if args.json:
+            d = res.to_dict()
+            d["reports_dir"] = str(where) if where else None
+            emit(_Dict(d), True)
+            return 0
+        c = res.config
+        emit(res.to_dataframe(), False,
+             title=f"{c.run_name}: {c.array_rows}x{c.array_cols} {c.dataflow}, {c.bandwidth_mode} bandwidth"
+                   + (f" {c.bandwidth_words} words/cycle" if c.user_bandwidth else ""))
+        t = res.totals()
+        print(f"total: {t['cycles']:,} cycles ({t['stall_cycles']:,} stall), {t['macs']:,} MACs, "
+              f"utilisation {t['util_pct']:.2f}%, DRAM {t['dram_reads']:,} reads / {t['dram_writes']:,} writes"
+              + (f", energy {t['energy_pj']['total'] * 1e-6:,.3f} uJ" if "energy_pj" in t else "")
+              + f"  [{wall:.2f} s]")
+        if where:
+            print(f"reports: {where}")
+        return 0
+
+    return run
+
+
+class _Dict:
+    def __init__(self, d):
+        self.d = d
+
+    def to_dict(self):
+        return self.d
