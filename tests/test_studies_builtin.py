@@ -115,3 +115,13 @@ def test_systolic_dataflows_cells_are_the_simulator(tmp_path):
         assert (r.cycles, r.dram_reads, r.util_pct) == (t["cycles"], t["dram_reads"], t["util_pct"])
         assert 0 < r.util_pct <= 100
     _figures_and_tables("systolic_dataflows", df)
+
+
+@pytest.mark.brian2
+def test_ann_vs_snn_brian2_counts_the_same_spikes_as_snntorch(tmp_path):
+    pytest.importorskip("brian2")
+    pytest.importorskip("neurosim.backends.brian2")
+    df = _run("ann_vs_snn", tmp_path, quick=True, only={"backend": ["brian2", "snntorch"], "timesteps": ["4"]})
+    b2, ref = df.set_index("backend").loc["brian2"], df.set_index("backend").loc["snntorch"]
+    assert b2.spikes_per_sample == pytest.approx(ref.spikes_per_sample)
+    assert b2.snn_accuracy == ref.snn_accuracy and b2.synops_per_sample == pytest.approx(ref.synops_per_sample)
