@@ -321,28 +321,32 @@ def _node_fanout(node, in_shape) -> np.ndarray | None:
 
 
 def synops(net: SpikingNetwork, source_events: dict[str, np.ndarray], batch: int, timesteps: int) -> dict[str, float]:
-    """Synaptic operations per sample for every synaptic IR node (the :class:`~neurosim.ir.SimResult`
-    definition: nonzero input events times the synapses each drives).
+    """Synaptic operations per sample, with the definition of :class:`~neurosim.ir.SimResult`: at every
+    Linear/Conv2d, each nonzero input event times the nonzero weights it drives; at an Add, one per
+    spike arriving on a spiking input (pooling, flatten and Adds of currents are not counted).
 
     ``source_events[src]``: nonzero output events per element of a source over the whole batch (IR
-    flat order): spike counts of populations and max-pools, nonzero input values times steps for
-    the input. An input that is an analog intermediate current (e.g. an Add after a Linear) is counted
-    as nonzero at every step, which is what a dense accumulator does.
+    flat order): spike counts of populations and max-pools, nonzero input values times steps for the
+    input. A weight layer that reads an analog map that is not a source (e.g. an average pool of
+    spikes) is counted as if every element were nonzero at every step: an upper bound, exact for
+    dense accumulators; the snntorch backend counts such maps' nonzero values step by step.
     """
     out = {}
     for k, n in net.nodes.items():
-        if not isinstance(n, (Linear, Conv2d, AvgPool2d, SumPool2d, Add)):
+        if isinstance(n, Add):
+            spiking = [i for i in n.inputs if net._spike_source(i) is not None]
+            if spiking:
+                out[k] = sum(float(np.asarray(source_events[net._spike_source(i)]).sum()) for i in spiking) / max(batch, 1)
             continue
-        total = 0.0
+        if not isinstance(n, (Linear, Conv2d)):
+            continue
         fo = _node_fanout(n, net.shapes[n.inputs[0]])
-        for i in n.inputs:
-            src = i
-            while src != INPUT and isinstance(net.nodes[src], Flatten):
-                src = net.nodes[src].inputs[0]
-            if src in source_events:
-                ev = np.asarray(source_events[src], np.float64).reshape(-1)
-            else:
-                ev = np.full(int(np.prod(net.shapes[i])), float(batch * timesteps))
-            total += float(ev.sum()) if fo is None else float((ev * fo).sum())
-        out[k] = total / max(batch, 1)
+        src = n.inputs[0]
+        while src != INPUT and isinstance(net.nodes[src], Flatten):
+            src = net.nodes[src].inputs[0]
+        if src in source_events:
+            ev = np.asarray(source_events[src], np.float64).reshape(-1)
+        else:
+            ev = np.full(int(np.prod(net.shapes[n.inputs[0]])), float(batch * timesteps))
+        out[k] = float((ev * fo).sum()) / max(batch, 1)
     return out

@@ -1,0 +1,244 @@
+"""Brian2 backend: the IR as NeuronGroups and Synapses, clock-driven, numpy (default) or cython target.
+
+Lowering (sources and terms from :mod:`neurosim.backends._terms`):
+
+* every Neurons population: a ``NeuronGroup`` with ``v``, per-neuron ``vth`` and ``bias``,
+  ``threshold="v > vth"`` (strict, as the IR) and ``reset="v -= vth"`` (subtractive) or
+  ``"v = v_reset"``; the leak and the constant currents are one ``run_regularly``
+  ``v = leak * v + I + bias`` per step;
+* every term (a linear path from a source): one ``Synapses`` object with index arrays ``(i, j)`` and
+  weights ``w`` (dense or convolutional connectivity; an average pool before a convolution is folded
+  into the kernel): ``on_pre="v_post += w"`` from spiking sources, a summed variable
+  ``I_k_post = w * x_pre (summed)`` from the (analog) input group;
+* the input: a ``NeuronGroup`` whose ``x`` is set every step from a 2-D ``TimedArray`` (direct current
+  or the shared Poisson spikes of :func:`neurosim.encoding.encode`);
+* SpikeMaxPool2d: a group holding the running window maximum of its sources' spike counts
+  (``on_pre: mx_post = clip(count_pre, mx_post, inf)``) that spikes when the maximum grows,
+  ``threshold="mx > emitted"``, ``reset="emitted += 1"``;
+* readout: a group accumulating the readout current (membrane) or the population's own counts.
+
+Step order. Brian2's default schedule runs all groups, then all thresholds, then all synapses, then
+all resets, so a spike would reach the next layer one step late. The IR has no synaptic delay, so
+every object is put in the ``groups`` slot and ordered by the IR's node order: for each population,
+its summed inputs, its update, its incoming spike pathways, its threshold, its reset; then the next
+population. A spike emitted at step ``t`` is integrated downstream in step ``t``, as in the IR.
+
+Batching: samples are independent, so a chunk of samples is simulated side by side (every group
+and synapse replicated per sample) in one ``Network.run`` of ``T`` steps.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from neurosim.backends import register_backend
+from neurosim.backends._terms import INPUT, Lowering, synops
+from neurosim.errors import NeurosimError
+from neurosim.ir import Neurons, SimResult, SpikeMaxPool2d, SpikingNetwork
+
+TARGETS = ("numpy", "cython")
+
+
+def _tile_coo(i, j, w, n_src, n_tgt, nb):
+    b = np.arange(nb)
+    ii = (i[None, :] + b[:, None] * n_src).reshape(-1)
+    jj = (j[None, :] + b[:, None] * n_tgt).reshape(-1)
+    return ii, jj, np.tile(w, nb)
+
+
+def _run_chunk(net: SpikingNetwork, low: Lowering, e: np.ndarray, T: int, dt_s: float, record_trace: bool):
+    """Simulate one chunk; ``e`` [T, nb, n_in] is the input node's output per step."""
+    import brian2 as b2
+
+    nb = e.shape[1]
+    dt = dt_s * b2.second
+    b2.defaultclock.dt = dt
+    order = iter(range(10 ** 6))
+    objs = []
+    n_in = e.shape[2]
+    ta = b2.TimedArray(e.reshape(T, nb * n_in).astype(np.float64), dt=dt)
+    inp = b2.NeuronGroup(nb * n_in, "x : 1", name="inp")
+    inp.run_regularly("x = e_in(t, i)", when="groups", order=next(order), name="inp_set")
+    inp.namespace["e_in"] = ta
+    objs.append(inp)
+    groups = {INPUT: inp}
+    sizes = {k: int(np.prod(s)) for k, s in net.shapes.items()}
+
+    def connect(src_name, tgt_group, term, code_target, k, summed=False):
+        i, j, w = term.coo()
+        ii, jj, ww = _tile_coo(i, j, w, sizes[src_name], int(np.prod(term.out_shape)), nb)
+        if summed:
+            syn = b2.Synapses(groups[src_name], tgt_group, model=f"w : 1\n{code_target}_post = w * x_pre : 1 (summed)",
+                              name=f"syn_{tgt_group.name}_{k}")
+        else:
+            syn = b2.Synapses(groups[src_name], tgt_group, model="w : 1", on_pre=f"{code_target}_post += w",
+                              name=f"syn_{tgt_group.name}_{k}")
+        syn.connect(i=ii.astype(np.int32), j=jj.astype(np.int32))
+        syn.w = ww
+        return syn
+
+    def add_target(tname, grp, var, nmax):
+        """Terms of target ``tname`` into ``grp``: summed analog inputs first, pathways after."""
+        tg = low.targets[tname]
+        summed, spiking = [], []
+        for k, term in enumerate(tg.terms):
+            (summed if term.source == INPUT else spiking).append((k, term))
+        for k, term in summed:
+            syn = connect(term.source, grp, term, f"I{k}", k, summed=True)
+            for upd in syn.summed_updaters.values():
+                upd.when, upd.order = "groups", next(order)
+            objs.append(syn)
+        return [f"I{k}" for k, _ in summed], spiking
+
+    for name, n in net.nodes.items():
+        if isinstance(n, Neurons):
+            N = sizes[name]
+            tg = low.targets[name]
+            isum = [f"I{k}" for k, t in enumerate(tg.terms) if t.source == INPUT]
+            model = "v : 1\nvth : 1 (constant)\nbias : 1 (constant)\ncount : 1\n" + "".join(f"{s} : 1\n" for s in isum)
+            reset = ("v -= vth" if n.reset == "subtract" else f"v = {n.v_reset!r}") + "\ncount += 1"
+            grp = b2.NeuronGroup(nb * N, model, threshold="v > vth", reset=reset, name=f"pop_{len(groups)}")
+            grp.vth = np.tile(np.broadcast_to(n.threshold, n.shape).reshape(-1), nb)
+            grp.bias = np.tile(np.broadcast_to(tg.const, n.shape).reshape(-1), nb)
+            grp.v = np.tile(np.broadcast_to(n.v_init, n.shape).reshape(-1), nb)
+            groups[name] = grp
+            objs.append(grp)
+            _, spiking = add_target(name, grp, "v", N)
+            upd = f"v = {n.leak!r} * v + bias" + "".join(f" + {s}" for s in isum)
+            grp.run_regularly(upd, when="groups", order=next(order), name=f"{grp.name}_update")
+            for k, term in spiking:
+                syn = connect(term.source, grp, term, "v", k)
+                syn.pre.when, syn.pre.order = "groups", next(order)
+                objs.append(syn)
+            grp.thresholder["spike"].when, grp.thresholder["spike"].order = "groups", next(order)
+            grp.resetter["spike"].when, grp.resetter["spike"].order = "groups", next(order)
+        elif isinstance(n, SpikeMaxPool2d):
+            src = low.maxpools[name]
+            N = sizes[name]
+            grp = b2.NeuronGroup(nb * N, "mx : 1\nemitted : 1\ncount : 1", threshold="mx > emitted",
+                                 reset="emitted += 1\ncount += 1", name=f"maxpool_{len(groups)}")
+            # which inputs each output reads: the window of a max-pool (padding reads nothing)
+            import torch
+            import torch.nn.functional as F
+
+            C, H, W = net.shapes[src]
+            idx = torch.arange(1, C * H * W + 1, dtype=torch.float64).reshape(C, 1, H, W)
+            cols = F.unfold(idx, n.kernel_size, padding=n.padding, stride=n.stride)  # [C, k, L]
+            L = cols.shape[2]
+            c_, k_, l_ = np.nonzero(cols.numpy() > 0)
+            i = cols.numpy()[c_, k_, l_].astype(np.int64) - 1
+            j = c_ * L + l_
+            ii, jj, _ = _tile_coo(i, j, np.zeros(len(i)), sizes[src], N, nb)
+            syn = b2.Synapses(groups[src], grp, on_pre="mx_post = clip(count_pre, mx_post, inf)",
+                              name=f"syn_{grp.name}")
+            syn.connect(i=ii.astype(np.int32), j=jj.astype(np.int32))
+            syn.pre.when, syn.pre.order = "groups", next(order)
+            grp.thresholder["spike"].when, grp.thresholder["spike"].order = "groups", next(order)
+            grp.resetter["spike"].when, grp.resetter["spike"].order = "groups", next(order)
+            groups[name] = grp
+            objs += [grp, syn]
+    ro = net.readout
+    C = net.num_classes
+    if ro.kind == "membrane":
+        tg = low.targets["readout"]
+        isum = [f"I{k}" for k, t in enumerate(tg.terms) if t.source == INPUT]
+        model = "acc : 1\nc : 1 (constant)\n" + "".join(f"{s} : 1\n" for s in isum)
+        rgrp = b2.NeuronGroup(nb * C, model, name="readout")
+        rgrp.c = np.tile(tg.const.reshape(-1), nb)
+        objs.append(rgrp)
+        _, spiking = add_target("readout", rgrp, "acc", C)
+        rgrp.run_regularly("acc += c" + "".join(f" + {s}" for s in isum), when="groups", order=next(order),
+                           name="readout_update")
+        for k, term in spiking:
+            syn = connect(term.source, rgrp, term, "acc", k)
+            syn.pre.when, syn.pre.order = "groups", next(order)
+            objs.append(syn)
+        var_grp, var = rgrp, "acc"
+    else:
+        var_grp, var = groups[ro.node], "count"
+    mon = None
+    if record_trace:
+        mon = b2.StateMonitor(var_grp, var, record=True, when="end", name="trace")
+        objs.append(mon)
+    bnet = b2.Network(*objs)
+    bnet.run(T * dt, namespace={"e_in": ta, "inf": np.inf})
+    acc = np.asarray(getattr(var_grp, var)[:], np.float64).reshape(nb, C)
+    trace = None
+    if mon is not None:
+        tr = np.asarray(getattr(mon, var), np.float64)  # [nb*C, T]
+        trace = tr.T.reshape(T, nb, C) / np.arange(1, T + 1).reshape(T, 1, 1) * ro.scale
+    events = {}
+    for k in list(net.populations) + [k for k, n in net.nodes.items() if isinstance(n, SpikeMaxPool2d)]:
+        events[k] = np.asarray(groups[k].count[:], np.float64).reshape(nb, -1).sum(0)
+    return acc * ro.scale / T, trace, events
+
+
+@register_backend("brian2", precisions=("float",),
+                  description="Brian2 NeuronGroups + Synapses (subtractive reset), same-step propagation")
+def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *, target: str = "numpy",
+        seed: int = 0, record_trace: bool = False, batch_size: int | None = None, dt_s: float | None = None,
+        max_synapses: int = 4_000_000) -> SimResult:
+    """Run ``net`` in Brian2 for ``timesteps`` steps on ``inputs`` [batch, *input_shape].
+
+    ``target``: Brian2 code generation target, ``"numpy"`` (default, no compiler) or ``"cython"``.
+    ``dt_s``: the clock step (default the IR's ``metadata["dt_s"]`` or 1 ms; results do not depend on
+    it, every update is per step). ``batch_size``: samples simulated side by side (default: as many
+    as keep the replicated synapses under ``max_synapses``). ``seed``: Poisson encoding.
+    """
+    import brian2 as b2
+    import torch
+
+    from neurosim.encoding import encode
+
+    if target not in TARGETS:
+        raise NeurosimError(f"unknown Brian2 target {target!r}; valid: {', '.join(TARGETS)}")
+    x = np.asarray(inputs.detach().cpu().numpy() if hasattr(inputs, "detach") else inputs, np.float32)
+    if x.shape[1:] != net.input_shape:
+        if x.shape == net.input_shape:
+            x = x[None]
+        else:
+            raise NeurosimError(f"inputs must have shape [batch, {', '.join(map(str, net.input_shape))}], "
+                                f"got {list(x.shape)}")
+    B, T = x.shape[0], int(timesteps)
+    dt_s = float(dt_s or net.metadata.get("dt_s", 1e-3))
+    low = _lowering(net)
+    gen = torch.Generator().manual_seed(int(seed))
+    enc, const = encode(net.encoding, torch.as_tensor(x), T, generator=gen)
+    e = enc.numpy().reshape(enc.shape[0], B, -1)
+    if const:
+        e = np.broadcast_to(e, (T, B, e.shape[2]))
+    if batch_size is None:
+        per_sample = sum(len(t.coo()[0]) for tg in low.targets.values() for t in tg.terms) + 1
+        batch_size = int(max(1, min(B, max_synapses // per_sample)))
+    old_target = b2.prefs.codegen.target
+    b2.prefs.codegen.target = target
+    outs, traces, events = [], [], {}
+    t0 = time.perf_counter()
+    try:
+        for s in range(0, B, batch_size):
+            b2.start_scope()
+            out, tr, ev = _run_chunk(net, low, np.ascontiguousarray(e[:, s:s + batch_size]), T, dt_s, record_trace)
+            outs.append(out)
+            if record_trace:
+                traces.append(tr)
+            for k, v in ev.items():
+                events[k] = events.get(k, 0.0) + v
+    finally:
+        b2.prefs.codegen.target = old_target
+    wall = time.perf_counter() - t0
+    output = np.concatenate(outs).astype(np.float32)
+    counts = {k: float(events[k].sum()) for k in net.populations}
+    neurons = {k: p.size for k, p in net.populations.items()}
+    events[INPUT] = (e != 0).sum(axis=(0, 1)).astype(np.float64)
+    return SimResult(output=output, predictions=output.argmax(1), timesteps=T, spike_counts=counts,
+                     neurons=neurons, firing_rates={k: counts[k] / (neurons[k] * T * B) for k in neurons},
+                     synops=synops(net, events, B, T), backend="brian2", precision=precision, batch=B,
+                     wall_s=wall, trace=np.concatenate(traces, 1).astype(np.float32) if record_trace else None)
+
+
+def _lowering(net: SpikingNetwork) -> Lowering:
+    cache = net.__dict__.setdefault("_brian2_lowering", {})
+    if "low" not in cache:
+        cache["low"] = Lowering(net)
+    return cache["low"]
