@@ -40,6 +40,7 @@ Lava (lava-nc 0.10) runs on Python 3.10 only; elsewhere this backend raises a Ne
 """
 from __future__ import annotations
 
+import importlib
 import math
 import sys
 import time
@@ -71,6 +72,22 @@ def check_python(version_info=None) -> None:
 def _import_lava():
     check_python()
     try:
+        import multiprocessing as mp
+
+        mod = "lava.magma.runtime.message_infrastructure.multiprocessing"
+        if mod not in sys.modules and mp.get_start_method(allow_none=True) is not None:
+            # Lava calls mp.set_start_method('fork') when its runtime is imported, which raises if
+            # anything (a DataLoader, a process pool) has fixed the start method before.
+            current = mp.get_start_method()
+            if current != "fork":
+                raise NeurosimError(f"the lava backend needs the 'fork' multiprocessing start method; this "
+                                    f"process already uses {current!r}")
+            orig = mp.set_start_method
+            mp.set_start_method = lambda method, force=False: None if method == "fork" else orig(method, force)
+            try:
+                importlib.import_module(mod)
+            finally:
+                mp.set_start_method = orig
         import lava.magma  # noqa: F401
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise NeurosimError(f"the lava backend needs lava-nc 0.10 (pip install lava-nc==0.10.0): {e}") from e

@@ -1,0 +1,53 @@
+"""Cross-backend agreement on converted networks (digits MLP and a residual CNN with max- and
+average pooling): Lava float predicts exactly what snntorch predicts and counts the same spikes,
+Brian2 agrees on >= 99% of predictions, Lava fixed point agrees with Lava float on >= 97%."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from agreement_models import converted, sample_inputs  # noqa: E402
+
+T = 16
+N = 30
+lava_ok = sys.version_info[:2] == (3, 10)
+
+
+@pytest.fixture(scope="module", params=["mlp", "cnn"])
+def case(request):
+    net = converted(request.param)
+    x, y = sample_inputs(N)
+    ref = net.run(x, T, backend="snntorch")
+    return request.param, net, x, y, ref
+
+
+def _agree(a, b) -> float:
+    return float((np.asarray(a) == np.asarray(b)).mean())
+
+
+@pytest.mark.lava
+@pytest.mark.skipif(not lava_ok, reason="lava-nc runs on Python 3.10 only")
+def test_lava_float_and_fixed_agree(case):
+    kind, net, x, y, ref = case
+    flt = net.run(x, T, backend="lava", precision="float")
+    assert _agree(flt.predictions, ref.predictions) == 1.0
+    for k, c in ref.spike_counts.items():
+        assert flt.spike_counts[k] == pytest.approx(c, rel=2e-3, abs=2), k  # float32 vs float64 sums at ties
+    np.testing.assert_allclose(flt.output, ref.output, atol=0.02 * np.abs(ref.output).max())
+    fix = net.run(x, T, backend="lava", precision="fixed")
+    assert _agree(fix.predictions, flt.predictions) >= 0.97
+    assert fix.accuracy(y) >= flt.accuracy(y) - 1.0 / N - 1e-9  # at most one sample of N lost
+    assert (fix.quantization["weights_clipped"] == 0).all()
+
+
+@pytest.mark.brian2
+def test_brian2_agrees(case):
+    kind, net, x, y, ref = case
+    r = net.run(x, T, backend="brian2")
+    assert _agree(r.predictions, ref.predictions) >= 0.99
+    for k, c in ref.spike_counts.items():
+        assert r.spike_counts[k] == pytest.approx(c, rel=5e-3, abs=2), k
