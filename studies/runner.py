@@ -267,6 +267,9 @@ def run(study: str | Study, *, quick: bool = False, only: Mapping[str, Sequence]
     s = study if isinstance(study, Study) else get(study, modules)
     s.check_available()
     cells = s.cells(quick=quick, only=only)
+    if not cells:
+        raise NeurosimError(f"study {s.name!r}: the selection {dict(only or {})} leaves no cells "
+                            f"(the sweep's filter excludes every combination)")
     keys = [canonical_json(c) for c in cells]
     code_version = s.code_version()
     t0 = time.perf_counter()

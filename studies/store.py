@@ -109,6 +109,9 @@ class Store:
             self.con.execute("PRAGMA synchronous=FULL")
             if not exists:
                 self._create()
+        except sqlite3.Error as e:
+            self.con.close()
+            raise NeurosimError(f"cannot use results database {self.path}: {e}") from None
         except BaseException:
             self.con.close()
             raise

@@ -97,8 +97,11 @@ def test_unreachable_scheduler_is_one_line_exit_2_and_keeps_results(tmp_path, ca
     (["study", "show", "zoo_profile", "--db", "{tmp}/missing.sqlite"], "no results database at"),
     (["study", "run", "fixture_slow", "--module", "{tmp}/nope.py"], "does not exist"),
     (["study", "run", "zoo_profile", "--scheduler", "nonsense"], "must look like tcp://HOST:PORT"),
+    (["study", "run", "hardware_cost", "--only", "device=loihi2", "--only", "precision=bf16"], "leaves no cells"),
+    (["study", "run", "zoo_profile", "--db", "{tmp}/file.txt/r.sqlite"], "cannot create the results database"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys):
+    (tmp_path / "file.txt").write_text("a file, not a folder")
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     if "--db" not in argv:
         argv += ["--db", str(tmp_path / "bad.sqlite")]
