@@ -188,6 +188,8 @@ class NeuromorphicSpec(DeviceSpec):
     tiles: int | None = None
     neurons_per_core: int | None = None
     synaptic_memory_kib_per_core: float | None = None
+    input_axons_per_core: int | None = None   # fan-in axon routes a core accepts (Loihi)
+    output_axons_per_core: int | None = None  # fan-out axon routes a core sends on (Loihi)
     synapses_per_core: int | None = None
     synapses_per_chip: int | None = None
     sram_kib_per_core: float | None = None
