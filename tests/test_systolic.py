@@ -251,3 +251,25 @@ def test_bad_gemm_row_and_missing_files(tmp_path, capsys):
     assert "nope.cfg: config file not found" in capsys.readouterr().err
     assert main(["systolic", "--model", "resnet18", "--array", "0x4"]) == 2
     assert "--array" in capsys.readouterr().err
+
+
+try:
+    from hypothesis import given, settings, strategies as st
+except ImportError:  # hypothesis is a dev extra
+    given = None
+
+if given is not None:
+    @settings(max_examples=12, deadline=None)
+    @given(df=st.sampled_from(["os", "ws", "is"]), user=st.booleans(), rows=st.integers(2, 9), cols=st.integers(2, 9),
+           h=st.integers(3, 9), r=st.integers(1, 3), ch=st.integers(1, 3), k=st.integers(1, 9),
+           stride=st.integers(1, 3), bw=st.integers(1, 5), kib=st.integers(1, 2))
+    def test_random_layers_kernel_equals_reference(df, user, rows, cols, h, r, ch, k, stride, bw, kib):
+        cfg = SystolicConfig(array_rows=rows, array_cols=cols, dataflow=df, ifmap_sram_kib=1, filter_sram_kib=kib,
+                             ofmap_sram_kib=1, bandwidth_mode="USER" if user else "CALC",
+                             bandwidth_words=bw if user else None)
+        layer = Layer("x", h, h + 1, r, r, ch, k, stride, stride)
+        got = asdict(simulate_layer(cfg, layer))
+        want = ref.reference_layer(cfg, layer)
+        assert {key: got[key] for key in want} == want
+        assert got["macs"] == layer.M * layer.K * layer.N  # the same MACs whatever the dataflow
+        assert got["total_cycles"] + 1 >= -(-layer.macs // (rows * cols))  # no faster than all PEs busy

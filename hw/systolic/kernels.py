@@ -116,18 +116,6 @@ def _row_range(spec, i, rv, cv, R):
     return lo, hi
 
 
-@njit(cache=True, inline="always")
-def _elem_xy(spec, i, c, fr, fc, R, C):
-    """Operand-matrix coordinates ``(x, y)`` of fold row ``i``, column ``c``."""
-    d = i - spec[PREFIX] - c if spec[SKEW] == 1 else i - spec[PREFIX]
-    a = R - 1 - d if spec[FLIP] == 1 else d
-    x0 = spec[X_FR] * fr * R + spec[X_FC] * fc * C
-    y0 = spec[Y_FR] * fr * R + spec[Y_FC] * fc * C
-    if spec[XA] == 1:
-        return x0 + a, y0 + c
-    return x0 + c, y0 + a
-
-
 # ---- memory models -------------------------------------------------------------------------------------------
 
 # CALC-mode read-buffer state slots

@@ -261,8 +261,12 @@ class SimResult:
         return t
 
     def to_dict(self) -> dict:
-        return {"config": asdict(self.config), "totals": self.totals(),
-                "layers": [asdict(r) for r in self.results], "wall_s": self.wall_s}
+        d = {"config": asdict(self.config), "totals": self.totals(),
+             "layers": [asdict(r) for r in self.results], "wall_s": self.wall_s}
+        for extra in ("model", "skipped_ops"):
+            if hasattr(self, extra):
+                d[extra] = getattr(self, extra)
+        return d
 
 
 def simulate(config: SystolicConfig, layers: list[Layer], *, energy=None, trace_dir: str | Path | None = None,
