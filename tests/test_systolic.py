@@ -259,7 +259,7 @@ except ImportError:  # hypothesis is a dev extra
     given = None
 
 if given is not None:
-    @settings(max_examples=12, deadline=None)
+    @settings(max_examples=8, deadline=None)
     @given(df=st.sampled_from(["os", "ws", "is"]), user=st.booleans(), rows=st.integers(2, 9), cols=st.integers(2, 9),
            h=st.integers(3, 9), r=st.integers(1, 3), ch=st.integers(1, 3), k=st.integers(1, 9),
            stride=st.integers(1, 3), bw=st.integers(1, 5), kib=st.integers(1, 2))

@@ -61,7 +61,7 @@ def layers_from_workload(workload) -> tuple[list[Layer], int]:
 
 
 def simulate_model(model, *, array=(32, 32), dataflow="ws", batch=1, config=None, inputs=None, seq=None,
-                   dtype=None, energy=None, **overrides) -> SimResult:
+                   dtype=None, energy=None, trace_dir=None, **overrides) -> SimResult:
     """Simulate a zoo model (``"resnet18"``), a :class:`hw.workload.Workload` or an ``nn.Module`` (with ``inputs``).
 
     ``config``: a :class:`SystolicConfig` or a SCALE-Sim ``.cfg`` path supplying SRAMs, offsets and the
@@ -97,7 +97,7 @@ def simulate_model(model, *, array=(32, 32), dataflow="ws", batch=1, config=None
     layers, skipped = layers_from_workload(w)
     if not layers:
         raise NeurosimError(f"model {run_name!r} has no convolution, linear, matmul or attention op to simulate")
-    res = simulate(cfg, layers, energy=energy)
+    res = simulate(cfg, layers, energy=energy, trace_dir=trace_dir)
     res.skipped_ops = skipped
     res.model = run_name
     return res

@@ -60,7 +60,8 @@ def configure(p):
             if not args.config:
                 changes.setdefault("dataflow", "ws")
             res = simulate_model(args.model, array=None, dataflow=None, batch=args.batch, seq=args.seq,
-                                 config=cfg.with_(**changes), energy=args.energy)
+                                 config=cfg.with_(**changes), energy=args.energy,
+                                 trace_dir=args.trace_dir)
         else:
             if not args.config:
                 raise NeurosimError("-t TOPOLOGY needs -c CONFIG (a SCALE-Sim .cfg)")
