@@ -121,7 +121,8 @@ def render_html(blocks: Sequence[Block], title: str) -> str:
            f"<style>{_CSS}</style></head><body>"]
     for b in blocks:
         if b.kind in ("h1", "h2", "h3"):
-            out.append(f"<{b.kind}>{html.escape(b.text)}</{b.kind}>")
+            text = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(b.text))
+            out.append(f"<{b.kind}>{text}</{b.kind}>")
         elif b.kind == "text":
             out.append(_inline_md(b.text))
         elif b.kind == "code":
