@@ -40,7 +40,7 @@ class QCFS(nn.Module):
 
     neurosim_activation = "qcfs"  # lets the converter recognise it without importing models
 
-    def __init__(self, levels: int = 4, threshold: float = 4.0, shift: float = 0.5):
+    def __init__(self, levels: int = 4, threshold: float = 2.0, shift: float = 0.5):
         super().__init__()
         if int(levels) < 1 or not threshold > 0:
             raise ValueError(f"QCFS needs levels >= 1 and threshold > 0, got {levels}, {threshold}")
@@ -50,8 +50,10 @@ class QCFS(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lam = self.threshold
-        q = _FloorSTE.apply(x / lam * self.levels + self.shift) / self.levels
-        return torch.clamp(q, 0.0, 1.0) * lam
+        # clip first, then quantise: the same values as clip(floor(...)), but the gradient also
+        # flows for 0 <= z < lambda / (2L), which rounds to 0 (else a layer can start dead)
+        y = torch.clamp(x / lam, 0.0, 1.0)
+        return _FloorSTE.apply(y * self.levels + self.shift) / self.levels * lam
 
     def extra_repr(self) -> str:
         return f"levels={self.levels}, threshold={float(self.threshold.detach()):.4g}, shift={self.shift}"

@@ -663,6 +663,7 @@ class SimResult:
     batch: int = 0
     wall_s: float = 0.0
     trace: np.ndarray | None = None
+    counts: dict[str, np.ndarray] | None = None  # optional: spike count per neuron [batch, *shape]
 
     def __post_init__(self):
         self.output = np.asarray(self.output)

@@ -133,20 +133,26 @@ def test_snn_agrees_with_ann_at_T64(trained, digits, name, per_channel, norm, mi
     assert r.accuracy(yte) >= ann_acc - 0.03
 
 
-def test_residual_scales_are_aligned(trained, digits):
-    """Each Add weighs its inputs by (input scale) / (output activation scale)."""
-    net = neurosim.convert(trained["res"], digits[0][:300])
-    scales = net.metadata["scales"]
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_residual_scales_are_aligned(trained, digits, per_channel):
+    """Each Add weighs its inputs by (input scale) / (output activation scale), per channel or per layer."""
+    net = neurosim.convert(trained["res"], digits[0][:300], per_channel=per_channel)
+    scales = {k: np.asarray(v) for k, v in net.metadata["scales"].items()}
     adds = [(k, n) for k, n in net.nodes.items() if isinstance(n, Add) and len(n.inputs) == 2]
     assert len(adds) == 2
     k, add = adds[0]
     # first residual: conv current (weight 1) + identity spikes of the block input
-    (out_act,) = [c for c in net.consumers(k)]
+    (out_act,) = net.consumers(k)
     shortcut = [i for i in add.inputs if isinstance(net.nodes[i], Neurons)][0]
     w = dict(zip(add.inputs, add.weights))
-    assert float(w[shortcut]) == pytest.approx(scales[shortcut] / scales[out_act], rel=1e-5)
+    assert scales[out_act].shape == ((8,) if per_channel else ())
+    expect = (scales[shortcut] / scales[out_act]).reshape(-1)
+    assert np.allclose(np.ravel(w[shortcut]), expect, rtol=1e-5)
     other = [i for i in add.inputs if i != shortcut][0]
     assert float(w[other]) == 1.0
+    # second residual: both inputs are conv currents scaled into the output's units, so weights are 1
+    k2, add2 = adds[1]
+    assert all(np.all(np.asarray(x) == 1.0) for x in add2.weights)
 
 
 def test_rates_converge_to_the_ann(trained, digits):

@@ -306,6 +306,8 @@ class _Stats:
     def __init__(self, net: SpikingNetwork):
         self.net = net
         self.spikes = {k: 0.0 for k in net.populations}
+        self.record_counts = False
+        self.counts: dict[str, list] = {k: [] for k in net.populations}
         self.synops = {}
         self.fanout = {}
         self.inputs = {}  # node -> indices of the inputs that are counted
@@ -372,6 +374,8 @@ def _run_layer(low: Lowered, e: torch.Tensor, const_input: bool, T: int, stats: 
                     out[t], state = pop.step(src.at(t), state)
                 cnt = out.sum(0)
             counts[k] = cnt
+            if stats.record_counts:
+                stats.counts[k].append(cnt.to(torch.int32).cpu())
             stats.spikes[k] += float(cnt.sum())
             vals[k] = _Val(out)
         elif isinstance(n, SpikeMaxPool2d):
@@ -408,6 +412,7 @@ def _run_step(low: Lowered, e: torch.Tensor, const_input: bool, T: int, stats: _
     counts = {k: torch.zeros(B, *net.shapes[n.inputs[0]], dtype=low.dtype, device=e.device)
               for k, n in net.nodes.items() if isinstance(n, SpikeMaxPool2d)}
     nonzero = {(k, j): 0 for k in stats.synops for j in stats.inputs[k]}
+    pop_counts = {k: 0 for k in net.populations}
     acc = torch.zeros(B, net.num_classes, dtype=low.dtype, device=e.device)
     trace = torch.empty(T, B, net.num_classes, dtype=low.dtype, device=e.device) if record else None
     for t in range(T):
@@ -420,6 +425,8 @@ def _run_step(low: Lowered, e: torch.Tensor, const_input: bool, T: int, stats: _
             if isinstance(n, Neurons):
                 v[k], mem[k] = low.neurons[low.key[k]].step(xs[0], mem[k])
                 stats.spikes[k] += float(v[k].sum())
+                if stats.record_counts:
+                    pop_counts[k] = pop_counts[k] + v[k].to(torch.int32)
             elif isinstance(n, SpikeMaxPool2d):
                 before = F.max_pool2d(counts[k], n.kernel_size, n.stride, n.padding)
                 counts[k] = counts[k] + xs[0]
@@ -431,6 +438,9 @@ def _run_step(low: Lowered, e: torch.Tensor, const_input: bool, T: int, stats: _
             trace[t] = acc / (t + 1)
     for (k, j), nz in nonzero.items():
         stats.events(k, j, nz if torch.is_tensor(nz) else torch.zeros(1))
+    if stats.record_counts:
+        for k, c in pop_counts.items():
+            stats.counts[k].append(c.cpu())
     return acc / T, trace
 
 
@@ -443,13 +453,15 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
                   description="snntorch Leaky neurons (beta=leak, subtractive reset), batched torch synapses")
 def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *, batch_size: int | None = None,
         mode: str = "layer", neuron_impl: str = "auto", seed: int = 0, record_trace: bool = False,
+        record_counts: bool = False,
         dtype: str = "float32", device: str = "cpu", max_memory_mib: float = 512.0) -> SimResult:
     """Run ``net`` for ``timesteps`` steps on ``inputs`` [batch, *input_shape] (tensor or array).
 
     ``mode``: ``"layer"`` or ``"step"`` (module docstring). ``neuron_impl``: ``"snntorch"`` (Leaky, every
     step), ``"torch"`` (our in-place update), ``"numba"`` (the fused kernel; layer mode, CPU) or
     ``"auto"`` (numba in layer mode on the CPU, snntorch otherwise); all give the same spikes. ``seed`` seeds Poisson encoding. ``record_trace`` keeps
-    the readout after every step (``SimResult.trace``). ``dtype``: ``"float32"`` (the float precision)
+    the readout after every step (``SimResult.trace``); ``record_counts`` every neuron's spike count
+    (``SimResult.counts``). ``dtype``: ``"float32"`` (the float precision)
     or ``"float64"`` (for exactness tests). ``batch_size`` defaults to what fits ``max_memory_mib``.
     """
     if mode not in MODES:
@@ -467,6 +479,7 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
     B = x.shape[0]
     low = Lowered(net, neuron_impl, tdtype).to(device)
     stats = _Stats(net)
+    stats.record_counts = record_counts
     if batch_size is None:
         per_sample = max(sum(p.size for p in net.populations.values()), 1) * 4 * (timesteps if mode == "layer" else 1)
         batch_size = int(max(1, min(B, max_memory_mib * 2**20 // (3 * per_sample))))
@@ -491,4 +504,5 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
     return SimResult(output=output, predictions=output.argmax(1), timesteps=timesteps,
                      spike_counts=dict(stats.spikes), neurons=neurons, firing_rates=rates,
                      synops={k: v / B for k, v in stats.synops.items()}, backend="snntorch",
-                     precision=precision, batch=B, wall_s=wall, trace=trace)
+                     precision=precision, batch=B, wall_s=wall, trace=trace,
+                     counts={k: torch.cat(v).numpy() for k, v in stats.counts.items()} if record_counts else None)

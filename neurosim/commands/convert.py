@@ -30,6 +30,7 @@ class ConvertReport:
     dataset: str
     activation: str
     norm: str
+    per_channel: bool
     ann_accuracy: float
     test_samples: int
     timesteps: list[int]
@@ -117,7 +118,7 @@ def train_or_load(model: str, dataset: str, overrides: dict, *, checkpoint: str 
 
 
 def run_convert(model: str, dataset: str = "mnist5k", timesteps=(4, 8, 16, 32, 64), *, overrides: dict | None = None,
-                checkpoint: str | None = None, norm: str = "p99.9", per_channel: bool = False, epochs: int = 8,
+                checkpoint: str | None = None, norm: str = "p99.9", per_channel: bool = True, epochs: int = 8,
                 seed: int = 0, lr: float = 1e-3, calibration: int = 1000, test_samples: int | None = None,
                 encoding: str = "direct", plot: str | None = "", batch_size: int | None = None,
                 quiet: bool = False) -> ConvertReport:
@@ -154,9 +155,10 @@ def run_convert(model: str, dataset: str = "mnist5k", timesteps=(4, 8, 16, 32, 6
         macs = float("nan")
     png = ""
     if plot is not None:
-        png = plot or str(Path(ckpt).with_suffix("")) + f"-{norm}{'-ch' if per_channel else ''}-accuracy.png"
+        png = plot or str(Path(ckpt).with_suffix("")) + f"-{norm}{'' if per_channel else '-layer'}-accuracy.png"
         _plot(png, ts, snn_acc, ann_acc, f"{model} ({activation}) on {dataset}, {norm}", acc_t)
-    return ConvertReport(model, dataset, activation, norm if activation != "qcfs" else "qcfs-threshold", ann_acc,
+    return ConvertReport(model, dataset, activation, norm if activation != "qcfs" else "qcfs-threshold", per_channel,
+                         ann_acc,
                          len(test_set), ts, snn_acc, res.total_spikes / res.batch, res.total_synops,
                          macs, snn.n_neurons, t_conv, res.wall_s, str(ckpt), png, overrides)
 
@@ -194,7 +196,7 @@ def configure(p):
     p.add_argument("--checkpoint", help="trained weights (models.save format); trained and saved there if missing")
     p.add_argument("--timesteps", default=DEFAULT_TIMESTEPS, help=f"comma-separated T values ({DEFAULT_TIMESTEPS})")
     p.add_argument("--norm", default="p99.9", help="activation scale: max or a percentile pNN.N (default p99.9)")
-    p.add_argument("--per-channel", action="store_true", help="one scale per channel instead of per layer")
+    p.add_argument("--per-layer", action="store_true", help="one scale per layer instead of per channel")
     p.add_argument("--activation", default=None, help="train with this activation (relu, qcfs)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="model option, e.g. --set batchnorm=true --set pool=max")
@@ -219,7 +221,7 @@ def configure(p):
         if args.activation:
             overrides["activation"] = args.activation
         rep = run_convert(args.model, args.dataset, ts, overrides=overrides, checkpoint=args.checkpoint,
-                          norm=args.norm, per_channel=args.per_channel, epochs=args.epochs, seed=args.seed,
+                          norm=args.norm, per_channel=not args.per_layer, epochs=args.epochs, seed=args.seed,
                           lr=args.lr, calibration=args.calibration, test_samples=args.test_samples,
                           encoding=args.encoding, plot=args.plot, quiet=args.json)
         if args.save_ir:
@@ -229,14 +231,15 @@ def configure(p):
 
             ann = models.load(rep.checkpoint)
             train_set, _ = resolve_dataset(args.dataset)
-            snn = neurosim.convert(ann, train_set.x[:args.calibration], norm=args.norm, per_channel=args.per_channel,
+            snn = neurosim.convert(ann, train_set.x[:args.calibration], norm=args.norm, per_channel=not args.per_layer,
                                    encoding=args.encoding)
             snn.save(args.save_ir)
         if args.json:
             emit(rep, True)
         else:
+            gran = "" if rep.activation == "qcfs" else (" per channel" if rep.per_channel else " per layer")
             title = (f"{rep.model} ({rep.activation}) on {rep.dataset}: ANN {100 * rep.ann_accuracy:.2f}% "
-                     f"on {rep.test_samples} test samples; norm {rep.norm}")
+                     f"on {rep.test_samples} test samples; norm {rep.norm}{gran}")
             emit(rep, False, title=title, float_format="{:.2f}")
             print(f"at T={rep.timesteps[-1]}: {rep.spikes_per_sample:,.0f} spikes and {rep.synops_per_sample:,.0f} "
                   f"synaptic ops per sample (ANN: {rep.ann_macs_per_sample:,.0f} MACs), {rep.neurons:,} neurons; "
