@@ -24,7 +24,9 @@ its summed inputs, its update, its incoming spike pathways, its threshold, its r
 population. A spike emitted at step ``t`` is integrated downstream in step ``t``, as in the IR.
 
 Batching: samples are independent, so a chunk of samples is simulated side by side (every group
-and synapse replicated per sample) in one ``Network.run`` of ``T`` steps.
+and synapse replicated per sample) in one ``Network.run`` of ``T`` steps. The network is built once;
+each further chunk restores the stored initial state (``Network.restore``) and gets its inputs as a
+new ``TimedArray`` in the run namespace, so synapse construction and code generation are paid once.
 """
 from __future__ import annotations
 
@@ -47,20 +49,50 @@ def _tile_coo(i, j, w, n_src, n_tgt, nb):
     return ii, jj, np.tile(w, nb)
 
 
-def _run_chunk(net: SpikingNetwork, low: Lowering, e: np.ndarray, T: int, dt_s: float, record_trace: bool):
-    """Simulate one chunk; ``e`` [T, nb, n_in] is the input node's output per step."""
+class _Chunked:
+    """The Brian2 network for ``nb`` samples side by side, built once and re-run per chunk of samples
+    (``Network.store``/``restore`` resets time and every state variable; the input TimedArray is
+    passed in the run namespace)."""
+
+    def __init__(self, net: SpikingNetwork, low: Lowering, nb: int, n_in: int, T: int, dt_s: float,
+                 record_trace: bool):
+        import brian2 as b2
+
+        self.b2, self.nb, self.n_in, self.T = b2, nb, n_in, T
+        self.dt = dt_s * b2.second
+        b2.defaultclock.dt = self.dt
+        (self.bnet, self.var_grp, self.var, self.mon, self.groups, self.net) = _build(net, low, nb, T, record_trace)
+        self.bnet.store("start")
+
+    def run(self, e: np.ndarray):
+        """``e`` [T, b, n_in] with b <= nb; returns (readout [b, C], trace or None, events per source)."""
+        b2, nb, T = self.b2, self.nb, self.T
+        b = e.shape[1]
+        full = np.zeros((T, nb, self.n_in))
+        full[:, :b] = e
+        ta = b2.TimedArray(full.reshape(T, nb * self.n_in), dt=self.dt)
+        self.bnet.restore("start")
+        self.bnet.run(T * self.dt, namespace={"e_in": ta, "inf": np.inf})
+        net, ro = self.net, self.net.readout
+        C = net.num_classes
+        acc = np.asarray(getattr(self.var_grp, self.var)[:], np.float64).reshape(nb, C)[:b]
+        trace = None
+        if self.mon is not None:
+            tr = np.asarray(getattr(self.mon, self.var), np.float64)  # [nb*C, T]
+            trace = (tr.T.reshape(T, nb, C) / np.arange(1, T + 1).reshape(T, 1, 1) * ro.scale)[:, :b]
+        events = {k: np.asarray(g.count[:], np.float64).reshape(nb, -1)[:b].sum(0)
+                  for k, g in self.groups.items() if k != INPUT}
+        return acc * ro.scale / T, trace, events
+
+
+def _build(net: SpikingNetwork, low: Lowering, nb: int, T: int, record_trace: bool):
     import brian2 as b2
 
-    nb = e.shape[1]
-    dt = dt_s * b2.second
-    b2.defaultclock.dt = dt
     order = iter(range(10 ** 6))
     objs = []
-    n_in = e.shape[2]
-    ta = b2.TimedArray(e.reshape(T, nb * n_in).astype(np.float64), dt=dt)
+    n_in = int(np.prod(net.input_shape))
     inp = b2.NeuronGroup(nb * n_in, "x : 1", name="inp")
     inp.run_regularly("x = e_in(t, i)", when="groups", order=next(order), name="inp_set")
-    inp.namespace["e_in"] = ta
     objs.append(inp)
     groups = {INPUT: inp}
     sizes = {k: int(np.prod(s)) for k, s in net.shapes.items()}
@@ -161,17 +193,7 @@ def _run_chunk(net: SpikingNetwork, low: Lowering, e: np.ndarray, T: int, dt_s: 
     if record_trace:
         mon = b2.StateMonitor(var_grp, var, record=True, when="end", name="trace")
         objs.append(mon)
-    bnet = b2.Network(*objs)
-    bnet.run(T * dt, namespace={"e_in": ta, "inf": np.inf})
-    acc = np.asarray(getattr(var_grp, var)[:], np.float64).reshape(nb, C)
-    trace = None
-    if mon is not None:
-        tr = np.asarray(getattr(mon, var), np.float64)  # [nb*C, T]
-        trace = tr.T.reshape(T, nb, C) / np.arange(1, T + 1).reshape(T, 1, 1) * ro.scale
-    events = {}
-    for k in list(net.populations) + [k for k, n in net.nodes.items() if isinstance(n, SpikeMaxPool2d)]:
-        events[k] = np.asarray(groups[k].count[:], np.float64).reshape(nb, -1).sum(0)
-    return acc * ro.scale / T, trace, events
+    return b2.Network(*objs), var_grp, var, mon, groups, net
 
 
 @register_backend("brian2", precisions=("float",),
@@ -216,9 +238,10 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
     outs, traces, events = [], [], {}
     t0 = time.perf_counter()
     try:
+        b2.start_scope()
+        sim = _Chunked(net, low, min(batch_size, B), e.shape[2], T, dt_s, record_trace)
         for s in range(0, B, batch_size):
-            b2.start_scope()
-            out, tr, ev = _run_chunk(net, low, np.ascontiguousarray(e[:, s:s + batch_size]), T, dt_s, record_trace)
+            out, tr, ev = sim.run(e[:, s:s + batch_size])
             outs.append(out)
             if record_trace:
                 traces.append(tr)

@@ -21,7 +21,6 @@ axon routes) are not applied and are reported as ``None``.
 
 Cores per chip come from the catalog (128 on both chips); chips = ceil(cores / cores per chip).
 """
-from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
