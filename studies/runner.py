@@ -255,12 +255,14 @@ def _progress(total: int, initial: int, desc: str, quiet: bool):
 def run(study: str | Study, *, quick: bool = False, only: Mapping[str, Sequence] | None = None,
         db: str | Path | None = None, workers: int | None = None, scheduler: str | None = None,
         connect_timeout_s: float = 10.0, quiet: bool = False, modules: Sequence[str] = (),
-        command: str | None = None, executor: "Executor | None" = None) -> RunSummary:
+        command: str | None = None, executor: "Executor | None" = None, recompute: bool = False) -> RunSummary:
     """Run every cell of ``study`` (its quick sweep with ``quick``) not already in the store.
 
     Cells already stored under the study's current code version are skipped; each finished cell is
     committed as it completes. Returns a :class:`RunSummary`. ``executor`` (an entered
     :class:`Executor`) lets several runs share one pool of warm workers (:func:`studies.run_all_quick`).
+    ``recompute`` runs every cell again and replaces the stored rows (the code version covers the study
+    module only: after a change in the code a study calls, recompute, or use a fresh ``db``).
     """
     for ref in modules:
         load_module(ref)
@@ -274,7 +276,7 @@ def run(study: str | Study, *, quick: bool = False, only: Mapping[str, Sequence]
     code_version = s.code_version()
     t0 = time.perf_counter()
     with Store(db) as store:
-        done = store.done_keys(s.name, code_version)
+        done = set() if recompute else store.done_keys(s.name, code_version)
         pending = [(k, c) for k, c in zip(keys, cells) if k not in done]
         summary = RunSummary(s.name, code_version, str(store.path), "none (all cells stored)", quick, len(cells),
                              len(cells) - len(pending), 0, 0, 0.0, keys=keys)

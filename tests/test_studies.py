@@ -42,6 +42,10 @@ def test_zoo_profile_quick_matches_the_profiler_and_resumes(tmp_path):
     assert (again.n_done, again.n_skipped) == (0, 3)
     one = studies.run("zoo_profile", only={"model": ["resnet_tiny"]}, quick=True, db=db, workers=0, quiet=True)
     assert (one.n_cells, one.n_done) == (1, 1)
+    redo = studies.run("zoo_profile", quick=True, db=db, workers=0, quiet=True, recompute=True)
+    assert (redo.n_done, redo.n_skipped) == (3, 0)
+    with Store(db, create=False) as s:
+        assert len(s.cells("zoo_profile")) == 4 and {c["run_id"] for c in s.cells("zoo_profile")} == {2, 3}  # a run with nothing to do records none
 
 
 def test_failed_cells_are_recorded_not_stored_and_retried(tmp_path, monkeypatch, capsys):

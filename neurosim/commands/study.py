@@ -51,6 +51,8 @@ def configure(p):
                     help="seconds to wait for the Dask scheduler (default 10)")
     pr.add_argument("--out", default=None, metavar="DIR", help="report folder (default runs/NAME)")
     pr.add_argument("--no-report", action="store_true", help="only fill the results store")
+    pr.add_argument("--recompute", action="store_true",
+                    help="run every cell again, replacing stored rows (after changing code the study calls)")
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
     pr.add_argument("--json", action="store_true")
     _common(pr)
@@ -112,7 +114,7 @@ def _run(args):
 
     summary = studies.run(args.name, quick=args.quick, only=parse_only(args.only), db=args.db,
                           workers=args.workers, scheduler=args.scheduler, connect_timeout_s=args.connect_timeout,
-                          quiet=args.quiet, modules=args.module)
+                          quiet=args.quiet, modules=args.module, recompute=args.recompute)
     path = None
     if not args.no_report and summary.n_done + summary.n_skipped > 0:
         path = report(args.name, db=args.db, out=args.out, quick=args.quick, only=parse_only(args.only),
