@@ -1,5 +1,5 @@
 """Cross-backend agreement on converted networks (digits MLP and a residual CNN with max- and
-average pooling): Lava float predicts exactly what snntorch predicts and counts the same spikes,
+average pooling, 40 images): Lava float predicts exactly what snntorch predicts and counts the same spikes,
 Brian2 agrees on >= 99% of predictions, Lava fixed point agrees with Lava float on >= 97%."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from agreement_models import converted, sample_inputs  # noqa: E402
 
 T = 16
-N = 30
+N = 40
 lava_ok = sys.version_info[:2] == (3, 10)
 
 

@@ -137,6 +137,22 @@ def _quant_weights(m: np.ndarray, scale: float) -> _QTerm:
     return _QTerm(w.astype(np.int32), e, clipped, err)
 
 
+def _input_step(x: np.ndarray, levels: int) -> float:
+    """Quantisation step of a direct-current input: the data's own grid when it already is one with at
+    most ``levels`` steps (8-bit images, the 17-level digits: quantising them again would only add
+    error), else ``max|x| / levels``."""
+    a = np.unique(np.abs(x[np.isfinite(x)]).astype(np.float64))
+    top = float(a.max()) if a.size else 0.0
+    if top == 0.0:
+        return 1.0
+    if 1 < a.size <= levels + 1:
+        step = float(np.diff(a).min())
+        k = a / step
+        if top / step <= levels + 1e-6 and np.abs(k - np.round(k)).max() < 1e-3:
+            return step
+    return top / levels
+
+
 def _quant_bias(b_v: np.ndarray) -> tuple[np.ndarray, int, int]:
     """13-bit mantissa and 3-bit exponent for biases ``b_v`` in membrane units."""
     bmax = float(np.abs(b_v).max()) if b_v.size else 0.0
@@ -417,7 +433,7 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
     if fixed and direct:
         signed = bool((x < 0).any())
         levels = 2 ** (input_bits - 1) - 1 if signed else 2 ** input_bits - 1
-        input_step = float(input_scale) if input_scale else float(np.abs(x).max() or 1.0) / levels
+        input_step = float(input_scale) if input_scale else _input_step(x, levels)
         e = np.clip(np.round(e / input_step), -levels if signed else 0, levels)
     bs = B if not batch_size else int(batch_size)
     outs, traces, counts, events, sats, amaxes = [], [], {}, {}, {}, {}
