@@ -61,7 +61,8 @@ class _Chunked:
         self.b2, self.nb, self.n_in, self.T = b2, nb, n_in, T
         self.dt = dt_s * b2.second
         b2.defaultclock.dt = self.dt
-        (self.bnet, self.var_grp, self.var, self.mon, self.groups, self.net) = _build(net, low, nb, T, record_trace)
+        (self.bnet, self.var_grp, self.var, self.mon, self.groups, self.net) = _build(net, low, nb, T, record_trace,
+                                                                                       self.dt)
         self.bnet.store("start")
 
     def run(self, e: np.ndarray):
@@ -85,7 +86,7 @@ class _Chunked:
         return acc * ro.scale / T, trace, events
 
 
-def _build(net: SpikingNetwork, low: Lowering, nb: int, T: int, record_trace: bool):
+def _build(net: SpikingNetwork, low: Lowering, nb: int, T: int, record_trace: bool, dt):
     import brian2 as b2
 
     order = iter(range(10 ** 6))
@@ -101,8 +102,11 @@ def _build(net: SpikingNetwork, low: Lowering, nb: int, T: int, record_trace: bo
         i, j, w = term.coo()
         ii, jj, ww = _tile_coo(i, j, w, sizes[src_name], int(np.prod(term.out_shape)), nb)
         if summed:
+            # a direct-current input is the same at every step: its synaptic sum is computed at the
+            # first step only (a clock of T steps) and held, instead of T times
+            sdt = T * dt if net.encoding.kind == "direct" else dt
             syn = b2.Synapses(groups[src_name], tgt_group, model=f"w : 1\n{code_target}_post = w * x_pre : 1 (summed)",
-                              name=f"syn_{tgt_group.name}_{k}")
+                              name=f"syn_{tgt_group.name}_{k}", dt=sdt)
         else:
             syn = b2.Synapses(groups[src_name], tgt_group, model="w : 1", on_pre=f"{code_target}_post += w",
                               name=f"syn_{tgt_group.name}_{k}")
