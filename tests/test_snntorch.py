@@ -85,20 +85,20 @@ def test_kernel_matches_numpy_reference(leak, reset, v_reset):
         assert np.array_equal(out, ref) and np.array_equal(counts, ref_counts)
 
 
-@pytest.mark.parametrize("leak, reset", [(1.0, "subtract"), (0.8, "subtract"), (0.9, "zero")])
-@pytest.mark.parametrize("encoding", ["direct", "poisson"])
+@pytest.mark.parametrize("leak, reset, encoding", [(1.0, "subtract", "direct"), (0.8, "subtract", "direct"),
+                                                   (0.9, "zero", "direct"), (1.0, "subtract", "poisson")])
 def test_all_execution_paths_agree_bit_for_bit(leak, reset, encoding):
     """Leaky, in-place torch and the numba kernel; layer-by-layer and step-by-step: identical in float64."""
     net = make_net(5, leak, reset, encoding=encoding)
-    x = np.random.default_rng(1).uniform(0, 2, size=(6, 1, 8, 8)).astype(np.float32)
-    ref = net.run(x, 24, mode="step", neuron_impl="snntorch", dtype="float64", record_trace=True)
+    x = np.random.default_rng(1).uniform(0, 2, size=(4, 1, 8, 8)).astype(np.float32)
+    ref = net.run(x, 16, mode="step", neuron_impl="snntorch", dtype="float64", record_trace=True)
     assert ref.total_spikes > 0
     for mode, impl in [("step", "torch"), ("layer", "snntorch"), ("layer", "torch"), ("layer", "numba")]:
-        r = net.run(x, 24, mode=mode, neuron_impl=impl, dtype="float64", record_trace=True)
+        r = net.run(x, 16, mode=mode, neuron_impl=impl, dtype="float64", record_trace=True)
         assert np.array_equal(r.trace, ref.trace), (mode, impl)
         assert r.spike_counts == ref.spike_counts and r.synops == ref.synops, (mode, impl)
     # float32 gives the same spikes up to accumulation order in the readout
-    r32 = net.run(x, 24)
+    r32 = net.run(x, 16)
     assert np.allclose(r32.output, ref.output, atol=1e-4)
 
 
