@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from agreement_models import converted, sample_inputs  # noqa: E402
 
-T = 16
+T = 12
 N = 40
 lava_ok = sys.version_info[:2] == (3, 10)
 
