@@ -573,6 +573,14 @@ def _walk(fill, nb, Bh, Wd, S, rolled, xc, op, K, base, woff, pos, eps, last_lin
     return _walk_prefetch(1, nb, Bh, Wd, S, rolled, xc, 2, K, base, woff, pos, eps, last_line, cnt, off, lines)
 
 
+@njit(cache=True)
+def _single_line(cnt, off, lines):
+    """``cnt[w]`` (lines holding word w) -> the line of a word held by exactly one line, else -1; in place."""
+    for w in range(cnt.shape[0]):
+        cnt[w] = lines[off[w]] if cnt[w] == 1 else -1
+    return cnt
+
+
 def prefetch_lines(dataflow, op, R, C, Sr, Sc, T, K, base, woff, pos, size, sram_words, bw):
     """USER-mode line tables of one read operand: ``(off, lines, one, par)`` (``one[w]``: the line of a word
     that sits in exactly one line, else -1) with ``par = [num_lines, active_lines,
@@ -600,10 +608,7 @@ def prefetch_lines(dataflow, op, R, C, Sr, Sc, T, K, base, woff, pos, size, sram
     cnt.fill(0)
     _walk(1, nb, Bh, Wd, S, rolled, xc, op, K, base, woff, pos, eps, last_line, cnt, off, lines)
     del last_line
-    one = np.full(size, -1, dtype=np.int32)
-    single = cnt == 1
-    one[single] = lines[off[:-1][single]]
-    del cnt, single
+    one = _single_line(cnt, off, lines)  # in place: cnt becomes `one`
     active = -(-sram_words // 2)
     prefetch = sram_words - active
     num_lines = total // eps + 1
