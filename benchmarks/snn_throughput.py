@@ -51,7 +51,6 @@ def _model(name: str):
 
 
 def _worker(q, name, what, samples, T, threads, repeat):
-    import numpy as np  # noqa: F401
     import torch
 
     torch.set_num_threads(threads)

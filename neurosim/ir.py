@@ -61,10 +61,9 @@ Add weights, the encoding and readout) is carried in the NIR graph's metadata; s
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar, Iterable
+from typing import Any, ClassVar
 
 import numpy as np
 

@@ -125,7 +125,6 @@ def run_convert(model: str, dataset: str = "mnist5k", timesteps=(4, 8, 16, 32, 6
     """Train/load, convert, simulate at max(T) with a readout trace, and report accuracy per T."""
     import time
 
-    import numpy as np
     import torch
 
     import neurosim
