@@ -159,3 +159,44 @@ def test_bad_precision_is_rejected():
     with pytest.raises(NeurosimError, match="valid: float, fixed"):
         mlp().run(np.zeros((1, 16)), 4, backend="lava", precision="half")
     assert get_backend("lava").precisions == ("float", "fixed")
+
+
+@needs_lava
+def test_a_failing_process_model_raises_instead_of_hanging(mlp_case, monkeypatch):
+    """Lava 0.10 alone deadlocks when a ProcessModel raises; the backend must raise and clean up."""
+    import neurosim.loihi.processes as procs
+
+    step = procs.PyConversionNeuronsFloat._run_spk
+
+    def failing(self):
+        if self.time_step == 5:
+            raise ValueError("injected model failure")
+        step(self)
+
+    monkeypatch.setattr(procs.PyConversionNeuronsFloat, "_run_spk", failing)  # inherited by the forked workers
+    net, x, _, _ = mlp_case
+    before = _children()
+    with pytest.raises(RuntimeError, match="process model failed"):
+        net.run(x[:2], 6, backend="lava")
+    assert _children() <= before, "a Lava worker survived a failed process model"
+
+
+@needs_lava
+def test_real_sigint_during_a_run_stops_the_runtime(mlp_case):
+    """A real SIGINT (what Ctrl-C delivers) arriving while the main thread waits inside Lava's run."""
+    import signal
+    import threading
+
+    net, x, _, _ = mlp_case
+    before = _children()
+    timers = []
+
+    def progress(done, total):  # after the first chunk: interrupt 0.15 s into the next (300 steps, >= 0.3 s)
+        if not timers:
+            timers.append(threading.Timer(0.15, os.kill, (os.getpid(), signal.SIGINT)))
+            timers[0].start()
+
+    with pytest.raises(KeyboardInterrupt):
+        net.run(x[:6], 100, backend="lava", chunk_steps=300, progress=progress)
+    timers[0].join()
+    assert _children() <= before, "a Lava worker survived Ctrl-C"

@@ -42,7 +42,10 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -352,6 +355,39 @@ class _Graph:
         return output, (trace.transpose(1, 0, 2) if record_trace else None), counts, events, sat, amax
 
 
+def _actors(proc) -> list:
+    """The OS processes (multiprocessing actors) of ``proc``'s Lava runtime, if it has started."""
+    mi = getattr(getattr(proc, "runtime", None), "_messaging_infrastructure", None)
+    return list(getattr(mi, "actors", None) or [])
+
+
+def _dead(actor) -> bool:
+    try:
+        return actor.exitcode is not None
+    except ValueError:  # already joined and closed
+        return True
+
+
+def _watchdog(proc, done: threading.Event, failed: threading.Event, grace_s: float = 1.0) -> None:
+    """Lava 0.10 deadlocks when a ProcessModel raises: the runtime waits for every worker, and the
+    healthy ones wait forever for the failed one's messages. Our models end their worker on an error
+    (``neurosim.loihi.processes._FailFast``); when a worker dies mid-run this terminates the rest and
+    interrupts the main thread, which ``_run_lava`` turns into a RuntimeError."""
+    while not done.wait(0.25):
+        actors = _actors(proc)
+        if actors and any(_dead(a) for a in actors):
+            if done.wait(grace_s):
+                return
+            failed.set()
+            for a in actors:
+                if not _dead(a):
+                    a.terminate()
+            # the main thread waits on a Lava channel that will never be written: interrupt it
+            if not done.is_set():
+                os.kill(os.getpid(), signal.SIGINT)
+            return
+
+
 def _run_lava(graph: _Graph, precision: str, chunk_steps: int | None, progress, record_trace: bool):
     """Run the graph to the end and read the results back; the runtime is stopped in every case."""
     from lava.magma.core.run_conditions import RunSteps
@@ -362,34 +398,50 @@ def _run_lava(graph: _Graph, precision: str, chunk_steps: int | None, progress, 
     total = graph.total
     chunk = total if not chunk_steps else max(1, int(chunk_steps))
     started = False
+    done, failed = threading.Event(), threading.Event()
+    watch = threading.Thread(target=_watchdog, args=(proc, done, failed), daemon=True)
+    watch.start()
     try:
-        done = 0
-        while done < total:
-            n = min(chunk, total - done)
+        n_done = 0
+        while n_done < total:
+            n = min(chunk, total - n_done)
             started = True
             proc.run(condition=RunSteps(num_steps=n), run_cfg=cfg)
-            done += n
+            n_done += n
             if progress is not None:
-                progress(done, total)
+                progress(n_done, total)
         return graph.results(record_trace)
+    except KeyboardInterrupt:
+        if failed.is_set():
+            raise RuntimeError("a Lava process model failed (its traceback is printed above); the Lava runtime "
+                               "was terminated") from None
+        raise
     finally:
+        done.set()
+        watch.join()
         if started:
-            try:
-                proc.stop()
-            except Exception:  # noqa: BLE001 - stopping a failed runtime must not mask the first error
-                _stop_hard(proc)
+            _shutdown(proc, clean=not failed.is_set() and not any(_dead(a) for a in _actors(proc)))
 
 
-def _stop_hard(proc) -> None:
-    """Last resort when ``stop()`` fails: terminate the runtime's worker processes."""
-    rt = getattr(proc, "runtime", None)
-    for attr in ("_messaging_infrastructure", "_messaging_infrastructure_type"):
-        mi = getattr(rt, attr, None)
-        if mi is not None and hasattr(mi, "stop"):
-            try:
-                mi.stop()
-            except Exception:  # noqa: BLE001
-                pass
+def _shutdown(proc, clean: bool) -> None:
+    """``proc.stop()`` when every worker is alive; otherwise (a worker failed, or Ctrl-C reached the
+    workers too) terminate the workers and release the shared memory, since ``stop()`` would wait for
+    answers from dead processes."""
+    if clean:
+        try:
+            proc.stop()
+            return
+        except Exception:  # noqa: BLE001 - a failed stop must not mask the first error; clean up below
+            pass
+    for a in _actors(proc):
+        if not _dead(a):
+            a.terminate()
+    mi = getattr(getattr(proc, "runtime", None), "_messaging_infrastructure", None)
+    if mi is not None:
+        try:
+            mi.stop()
+        except Exception:  # noqa: BLE001
+            pass
 
 
 @register_backend("lava", precisions=("float", "fixed"),

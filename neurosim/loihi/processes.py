@@ -28,6 +28,10 @@ All tensors use Lava's layout: (X, Y, C) = (W, H, C) for 3-D populations.
 """
 from __future__ import annotations
 
+import os
+import sys
+import traceback
+
 import numpy as np
 from lava.magma.core.decorator import implements, requires, tag
 from lava.magma.core.model.py.model import PyLoihiProcessModel
@@ -111,6 +115,20 @@ def _lava_conv(model, s_in: np.ndarray) -> np.ndarray:
                     int(model.groups[0])).transpose(2, 1, 0)
 
 
+class _FailFast(PyLoihiProcessModel):
+    """Lava 0.10 deadlocks when a ProcessModel raises (the runtime waits for the healthy workers,
+    which wait for the failed one). Ours print the traceback and end their worker instead, which
+    the Lava backend's watchdog detects (``neurosim.backends.lava._watchdog``)."""
+
+    def run_spk(self):
+        try:
+            self._run_spk()
+        except Exception:  # noqa: BLE001 - any failure of the model ends the worker loudly
+            traceback.print_exc()
+            sys.stderr.flush()
+            os._exit(70)
+
+
 def _ints(a) -> tuple[int, ...]:
     return tuple(int(v) for v in np.ravel(a))
 
@@ -126,7 +144,7 @@ def _window(model) -> tuple[bool, bool]:
 @implements(proc=ConversionNeurons, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")
-class PyConversionNeuronsFloat(PyLoihiProcessModel):
+class PyConversionNeuronsFloat(_FailFast):
     """Float32 update, the IR's equations verbatim."""
 
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
@@ -146,7 +164,7 @@ class PyConversionNeuronsFloat(PyLoihiProcessModel):
     sat_count: np.ndarray = LavaPyType(np.ndarray, np.int64)
     a_max: np.ndarray = LavaPyType(np.ndarray, float)
 
-    def run_spk(self):
+    def _run_spk(self):
         a = self.a_in.recv().astype(np.float32)
         start, inside = _window(self)
         v = self.v_init.copy() if start else self.v
@@ -166,7 +184,7 @@ class PyConversionNeuronsFloat(PyLoihiProcessModel):
 @implements(proc=ConversionNeurons, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("bit_accurate_loihi", "fixed_pt")
-class PyConversionNeuronsFixed(PyLoihiProcessModel):
+class PyConversionNeuronsFixed(_FailFast):
     """Loihi's integer datapath (module docstring), bit-compatible with ``PyLifModelBitAcc`` for the
     same parameters up to the reset (subtractive here, to zero there)."""
 
@@ -187,7 +205,7 @@ class PyConversionNeuronsFixed(PyLoihiProcessModel):
     sat_count: np.ndarray = LavaPyType(np.ndarray, np.int64)
     a_max: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
-    def run_spk(self):
+    def _run_spk(self):
         a = self.a_in.recv().astype(np.int64)
         start, inside = _window(self)
         v = (self.v_init if start else self.v).astype(np.int64)
@@ -233,7 +251,7 @@ class SpikeMaxPool(AbstractProcess):
         self.windows = Var(shape=(1,), init=int(windows))
 
 
-class _PySpikeMaxPoolBase(PyLoihiProcessModel):
+class _PySpikeMaxPoolBase(_FailFast):
     counts: np.ndarray = LavaPyType(np.ndarray, np.int64)
     spike_count: np.ndarray = LavaPyType(np.ndarray, np.int64)
     kernel_size: np.ndarray = LavaPyType(np.ndarray, int)
@@ -248,7 +266,7 @@ class _PySpikeMaxPoolBase(PyLoihiProcessModel):
         win = _windows(c.transpose(2, 1, 0), _ints(self.kernel_size), _ints(self.stride), _ints(self.padding))
         return win.max(axis=(3, 4)).transpose(2, 1, 0)
 
-    def run_spk(self):
+    def _run_spk(self):
         s = self.s_in.recv()
         start, inside = _window(self)
         if start:
@@ -289,8 +307,8 @@ class Delay(AbstractProcess):
         self.buffer = Var(shape=(int(delay), *shape), init=0)
 
 
-class _PyDelayBase(PyLoihiProcessModel):
-    def run_spk(self):
+class _PyDelayBase(_FailFast):
+    def _run_spk(self):
         x = self.s_in.recv()
         d = self.buffer.shape[0]
         i = (self.time_step - 1) % d
@@ -323,13 +341,13 @@ class LoihiConv(Conv):
 @implements(proc=LoihiConv, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")
-class PyLoihiConvFloat(AbstractPyConvModel):
+class PyLoihiConvFloat(_FailFast, AbstractPyConvModel):
     s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float, precision=24)
     a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
     a_buf: np.ndarray = LavaPyType(np.ndarray, float)
     weight: np.ndarray = LavaPyType(np.ndarray, float)
 
-    def run_spk(self) -> None:
+    def _run_spk(self) -> None:
         self.a_out.send(self.a_buf)
         s_in = self.s_in.recv()
         if self.num_message_bits.item() == 0:
@@ -340,13 +358,13 @@ class PyLoihiConvFloat(AbstractPyConvModel):
 @implements(proc=LoihiConv, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("bit_accurate_loihi", "fixed_pt")
-class PyLoihiConvFixed(AbstractPyConvModel):
+class PyLoihiConvFixed(_FailFast, AbstractPyConvModel):
     s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
     a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
     a_buf: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     weight: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=8)
 
-    def run_spk(self) -> None:
+    def _run_spk(self) -> None:
         self.a_out.send(self.a_buf)
         s_in = self.s_in.recv()
         if self.num_message_bits.item() == 0:
