@@ -200,3 +200,21 @@ def test_real_sigint_during_a_run_stops_the_runtime(mlp_case):
         net.run(x[:6], 100, backend="lava", chunk_steps=300, progress=progress)
     timers[0].join()
     assert _children() <= before, "a Lava worker survived Ctrl-C"
+
+
+@needs_lava
+def test_leaky_neurons_with_zero_reset_float_exact_fixed_close():
+    from neurosim.ir import Linear, Neurons, Readout, SpikingNetwork
+
+    rng = np.random.default_rng(0)
+    net = SpikingNetwork(input_shape=(6,), nodes={
+        "fc": Linear("input", weight=rng.normal(0, .8, (7, 6))),
+        "n": Neurons("fc", shape=(7,), threshold=0.8, leak=0.9, reset="zero", v_reset=0.1, v_init=0.2),
+        "out": Linear("n", weight=rng.normal(0, 1, (3, 7)))}, readout=Readout("out"))
+    x = rng.uniform(0, 1, (5, 6)).astype(np.float32)
+    ref, counts = reference_run(net, x, 15)
+    r = net.run(x, 15, backend="lava")
+    np.testing.assert_allclose(r.output, ref, atol=1e-5)
+    assert r.spike_counts["n"] == counts["n"].sum() > 0
+    q = net.run(x, 15, backend="lava", precision="fixed")  # 12-bit decay dv = round(0.1 * 4096)
+    assert abs(q.spike_counts["n"] - counts["n"].sum()) <= 0.05 * counts["n"].sum() + 2
