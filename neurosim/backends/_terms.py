@@ -289,19 +289,6 @@ def lava_conv_weight(w: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(w.transpose(0, 3, 2, 1)[:, ::-1, ::-1])
 
 
-def fanout(term: Term) -> np.ndarray:
-    """Synapses driven by each input element (nonzero weights), IR flat order; exact."""
-    cf = term.conv_form()
-    if cf is None:
-        return (term.dense() != 0).sum(0).astype(np.float64)
-    w, stride, padding, dilation, groups = cf
-    x = torch.ones(1, *term.in_shape, dtype=torch.float64, requires_grad=True)
-    with torch.enable_grad():
-        y = F.conv2d(x, torch.as_tensor(w != 0, dtype=torch.float64), None, stride, padding, dilation, groups)
-        y.sum().backward()
-    return x.grad[0].reshape(-1).numpy()
-
-
 def _node_fanout(node, in_shape) -> np.ndarray | None:
     """Synapses driven by each input element of one IR synaptic node (IR flat order); None for Add."""
     if isinstance(node, Linear):

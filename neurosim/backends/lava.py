@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from neurosim.backends import register_backend
-from neurosim.backends._terms import (INPUT, Lowering, fanout, ir_to_lava_perm, lava_conv_weight, lava_shape,
+from neurosim.backends._terms import (INPUT, Lowering, ir_to_lava_perm, lava_conv_weight, lava_shape,
                                       synops)
 from neurosim.errors import NeurosimError
 from neurosim.ir import Neurons, SimResult, SpikeMaxPool2d, SpikingNetwork
