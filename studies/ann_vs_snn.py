@@ -19,11 +19,8 @@ ANN-to-SNN paper asks, with the suite's own pieces and nothing re-implemented:
 
 Sweep: tasks mlp@digits and lenet5@mnist5k x every backend x its precisions x timesteps {4, 8, 16,
 32, 64, 128} on 200 test images. Quick: mlp@digits x backends x precisions x {2, 4, 8, 32} on 100 images.
-
-Backends import Lava in worker processes; lava-nc 0.10 calls ``multiprocessing.set_start_method("fork")``
-at import and fails if a start method was already chosen (torch's DataLoader chooses one during
-training; a spawned worker process starts with ``spawn``), so before Lava is first imported the cell
-clears the choice (``set_start_method(None, force=True)``).
+Cells may run Lava in spawned worker processes after training there; the Lava backend itself copes
+with a start method chosen before its import.
 """
 from __future__ import annotations
 
@@ -88,16 +85,6 @@ def _ann_costs(task: str) -> dict:
     return out
 
 
-def _lava_ready() -> None:
-    """Let lava-nc's import choose ``fork`` (it raises if a start method was already chosen: torch's
-    DataLoader chooses one during training, and a spawned worker inherits ``spawn``)."""
-    import multiprocessing as mp
-    import sys
-
-    if "lava.magma.runtime.message_infrastructure.multiprocessing" not in sys.modules:
-        mp.set_start_method(None, force=True)
-
-
 @study("ann_vs_snn",
        sweep=Sweep(task=TASKS, backend=backends, precision=["float", "fixed"], timesteps=[4, 8, 16, 32, 64, 128],
                    samples=[200], where=_valid),
@@ -118,8 +105,6 @@ def ann_vs_snn(task: str, backend: str, precision: str, timesteps: int, samples:
 
     ann, snn, test_set, ann_test_accuracy = _task(task)
     x, y = test_set.x[:samples], test_set.y[:samples]
-    if backend == "lava":
-        _lava_ready()
     t0 = time.perf_counter()
     res = snn.run(x, timesteps, backend=backend, precision=precision)
     wall = time.perf_counter() - t0

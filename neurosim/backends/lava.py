@@ -77,20 +77,12 @@ def _import_lava():
     try:
         import multiprocessing as mp
 
-        mod = "lava.magma.runtime.message_infrastructure.multiprocessing"
-        if mod not in sys.modules and mp.get_start_method(allow_none=True) is not None:
+        if "lava.magma.runtime.message_infrastructure.multiprocessing" not in sys.modules \
+                and mp.get_start_method(allow_none=True) is not None:
             # Lava calls mp.set_start_method('fork') when its runtime is imported, which raises if
-            # anything (a DataLoader, a process pool) has fixed the start method before.
-            current = mp.get_start_method()
-            if current != "fork":
-                raise NeurosimError(f"the lava backend needs the 'fork' multiprocessing start method; this "
-                                    f"process already uses {current!r}")
-            orig = mp.set_start_method
-            mp.set_start_method = lambda method, force=False: None if method == "fork" else orig(method, force)
-            try:
-                importlib.import_module(mod)
-            finally:
-                mp.set_start_method = orig
+            # anything chose a start method before (torch's DataLoader; a process pool's spawned
+            # worker inherits 'spawn'). Its runtime needs fork, so clear the choice and let it set fork.
+            mp.set_start_method(None, force=True)
         import lava.magma  # noqa: F401
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise NeurosimError(f"the lava backend needs lava-nc 0.10 (pip install lava-nc==0.10.0): {e}") from e
