@@ -33,8 +33,8 @@ CASES = {  # name: (config, topology, kind)
     "alexnet_ws_google": (GOLD / "configs/google.cfg", GOLD / "topologies/alexnet.csv", "conv"),
     "alexnet_eyeriss": (GOLD / "configs/eyeriss.cfg", GOLD / "topologies/alexnet.csv", "conv"),
     "transformer_os32": (GOLD / "configs/scale.cfg", GOLD / "topologies/transformer_partial.csv", "gemm"),
-    "resnet50_os32": (GOLD / "configs/scale.cfg", ROOT / "benchmarks/systolic/resnet50.csv", "conv"),
-    "resnet50_os32_user10": (GOLD / "configs/os32_user10.cfg", ROOT / "benchmarks/systolic/resnet50.csv", "conv"),
+    "resnet50_os32": (GOLD / "configs/scale.cfg", GOLD / "topologies/resnet50.csv", "conv"),
+    "resnet50_os32_user10": (GOLD / "configs/os32_user10.cfg", GOLD / "topologies/resnet50.csv", "conv"),
 }
 QUICK = ["alexnet_os32", "alexnet_os32_user10", "transformer_os32"]
 DEFAULT = [c for c in CASES if c != "resnet50_os32_user10"]

@@ -25,6 +25,7 @@ REFERENCE = {  # the six cases of /work/shared/scalesim
     "transformer_os32": ("scale.cfg", "transformer_partial.csv", "gemm"),
     "alexnet_os32_user10": ("os32_user10.cfg", "alexnet.csv", "conv"),
     "alexnet_eyeriss": ("eyeriss.cfg", "alexnet.csv", "conv"),
+    "resnet50_os32": ("scale.cfg", "resnet50.csv", "conv"),  # ours, made with the benchmark (54 layers)
 }
 REPORTS = ("COMPUTE_REPORT.csv", "BANDWIDTH_REPORT.csv", "DETAILED_ACCESS_REPORT.csv")
 
