@@ -181,7 +181,7 @@ def test_module_layers_conserve_macs():
     assert sum(l.macs * l.repeat for l in layers) == w.macs
     assert [l.repeat for l in layers] == [1, 8, 4, 1] and skipped >= 1
     assert layers[0].M == 2 * 8 * 8 and layers[1].channels == 1
-    res = simulate_model(net, inputs=(x,), array=(8, 8), dataflow="os")
+    res = simulate_model(w, array=(8, 8), dataflow="os")  # a Workload (an nn.Module with inputs= works too)
     assert res.totals()["macs"] == w.macs and res.totals()["cycles"] > 0
 
 
@@ -274,3 +274,15 @@ if given is not None:
         assert {key: got[key] for key in want} == want
         assert got["macs"] == layer.M * layer.K * layer.N  # the same MACs whatever the dataflow
         assert got["total_cycles"] + 1 >= -(-layer.macs // (rows * cols))  # no faster than all PEs busy
+
+
+def test_cli_model_json(capsys):
+    import json
+
+    from hw.workload import profile
+
+    assert main(["systolic", "--model", "lenet5", "--array", "8x8", "--dataflow", "ws", "--batch", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["config"]["array_rows"] == 8 and out["config"]["dataflow"] == "ws"
+    assert out["totals"]["macs"] == profile("lenet5", batch=2).macs
+    assert out["totals"]["cycles"] == sum(l["total_cycles"] * l["repeat"] for l in out["layers"])
