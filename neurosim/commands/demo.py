@@ -9,8 +9,6 @@ Each step is resumable: checkpoints and study rows are reused on a second run.
 from __future__ import annotations
 
 import time
-from pathlib import Path
-
 from neurosim.cli import command
 
 
@@ -39,27 +37,18 @@ def conversion():
     return demo_step()
 
 
-def studies_quick(out: Path):
-    """Every study's --quick sweep and one combined Markdown/HTML report under ``out``."""
-    import pandas as pd
-
-    import studies
-
-    path = studies.run_all_quick(out)
-    return pd.DataFrame([{"report": str(path)}])
-
-
 @command("demo", help="the main job on bundled data: zoo profile, ANN-to-SNN conversion, quick studies + report")
 def configure(p):
     p.add_argument("--out", default="runs/demo", help="where the study database and report go (runs/demo)")
     p.add_argument("--json", action="store_true")
 
     def run(args):
+        import studies
         from neurosim.cli import emit
 
         steps = [("Model zoo profile (batch 1, fp32, meta device)", zoo_profile),
                  ("ANN-to-SNN conversion (mlp on mnist5k; snntorch backend)", conversion),
-                 (f"Comparative studies, quick sweeps (report under {args.out})", lambda: studies_quick(Path(args.out)))]
+                 (f"Comparative studies, quick sweeps (report under {args.out})", lambda: studies.demo_step(args.out))]
         for title, step in steps:
             t = time.perf_counter()
             print(f"\n== {title} ==", flush=True)
