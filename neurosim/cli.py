@@ -1,4 +1,4 @@
-"""The `neurosim` command line: a thin shell over the library.  (Engineers: read ENGINEERS.md first.)
+"""The `neurosim` command line: a thin shell over the library.
 
 Subcommands live one per module in :mod:`neurosim.commands`; each registers itself with
 :func:`command`, so adding a subcommand never touches this file. Input errors (``NeurosimError``,
