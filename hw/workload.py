@@ -334,6 +334,8 @@ class _Recorder(TorchDispatchMode):
             else:
                 bsz, m, kk, nn_ = a.shape[0], a.shape[1], a.shape[2], b.shape[2]
             macs = bsz * m * kk * nn_
+            if bsz > 1 and b.stride(0) == 0:
+                bsz, m = 1, bsz * m  # a weight broadcast over a batch of rows is one GEMM (F.linear on 3-D input)
             attrs = dict(B=bsz, M=m, K=kk, N=nn_)
             if param_in:
                 kind = "linear"

@@ -50,6 +50,7 @@ CASES = {
     "mlp": (lambda: nn.Sequential(nn.Linear(20, 64), nn.GELU(), nn.Linear(64, 5)), lambda: (torch.randn(7, 20),)),
     "attention": (lambda: Attn(), lambda: (torch.randn(2, 9, 32),)),
     "mha": (lambda: nn.MultiheadAttention(32, 4, batch_first=True), lambda: (torch.randn(2, 6, 32),) * 3),
+    "mha_seq_first": (lambda: nn.MultiheadAttention(32, 4), lambda: (torch.randn(6, 2, 32),) * 3),
     "residual_bn": (lambda: Residual(), lambda: (torch.randn(2, 8, 6, 6),)),
     "bmm": (lambda: _Bmm(), lambda: (torch.randn(3, 4, 5), torch.randn(3, 5, 6))),
 }
@@ -129,6 +130,8 @@ def test_linear_vs_matmul_kind_and_param_bytes_counted_once_for_broadcast():
     # MHA's input projection weight is broadcast over the batch: bytes of the weight slice, not per copy
     for o in w.filter(["linear"]):
         assert o.param_bytes <= (3 * 32 * 32 + 3 * 32) * 4
+        assert o.attrs["B"] == 1 and o.attrs["K"] == 32  # one GEMM over all tokens, not a batch of 2-row ones
+        assert o.attrs["M"] * o.attrs["K"] * o.attrs["N"] == o.macs
 
 
 def test_tied_weights_counted_once_and_meta_module_untouched():
