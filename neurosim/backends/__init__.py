@@ -18,6 +18,8 @@ import pkgutil
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
+
 from neurosim.errors import NeurosimError, UnknownNameError
 from neurosim.ir import SimResult  # noqa: F401  (re-exported: backends return it)
 
@@ -39,7 +41,23 @@ class Backend:
         if precision not in self.precisions:
             raise NeurosimError(f"backend {self.name!r} has no precision {precision!r}; "
                                 f"valid: {', '.join(self.precisions)}")
-        return self.run(net, inputs, timesteps, precision, **options)
+        return self.run(net, batch_inputs(net, inputs), timesteps, precision, **options)
+
+
+def batch_inputs(net, inputs) -> np.ndarray:
+    """``inputs`` as a float array ``[batch, *net.input_shape]`` (one unbatched sample gains a batch axis);
+    float64 stays float64 (exactness tests), anything else becomes float32.
+
+    Every backend receives its inputs through this check, so a wrong shape is one clear error.
+    """
+    x = np.asarray(inputs.detach().cpu().numpy() if hasattr(inputs, "detach") else inputs)
+    x = x if x.dtype == np.float64 else x.astype(np.float32)
+    if x.shape[1:] != tuple(net.input_shape):
+        if x.shape == tuple(net.input_shape):
+            return x[None]
+        raise NeurosimError(f"inputs must have shape [batch, {', '.join(map(str, net.input_shape))}], "
+                            f"got {list(x.shape)}")
+    return x
 
 
 _REGISTRY: dict[str, Backend] = {}

@@ -219,13 +219,7 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
 
     if target not in TARGETS:
         raise NeurosimError(f"unknown Brian2 target {target!r}; valid: {', '.join(TARGETS)}")
-    x = np.asarray(inputs.detach().cpu().numpy() if hasattr(inputs, "detach") else inputs, np.float32)
-    if x.shape[1:] != net.input_shape:
-        if x.shape == net.input_shape:
-            x = x[None]
-        else:
-            raise NeurosimError(f"inputs must have shape [batch, {', '.join(map(str, net.input_shape))}], "
-                                f"got {list(x.shape)}")
+    x = np.asarray(inputs, np.float32)  # [batch, *input_shape], checked by Backend.__call__
     B, T = x.shape[0], int(timesteps)
     dt_s = float(dt_s or net.metadata.get("dt_s", 1e-3))
     low = _lowering(net)

@@ -456,13 +456,7 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
 
     from neurosim.encoding import encode
 
-    x = np.asarray(inputs.detach().cpu().numpy() if hasattr(inputs, "detach") else inputs, np.float32)
-    if x.shape[1:] != net.input_shape:
-        if x.shape == net.input_shape:
-            x = x[None]
-        else:
-            raise NeurosimError(f"inputs must have shape [batch, {', '.join(map(str, net.input_shape))}], "
-                                f"got {list(x.shape)}")
+    x = np.asarray(inputs, np.float32)  # [batch, *input_shape], checked by Backend.__call__
     B, T = x.shape[0], int(timesteps)
     fixed = precision == "fixed"
     perm_in = ir_to_lava_perm(net.input_shape)

@@ -469,13 +469,7 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
     if dtype not in _DTYPES:
         raise NeurosimError(f"unknown dtype {dtype!r}; valid: {', '.join(_DTYPES)}")
     tdtype = _DTYPES[dtype]
-    x = torch.as_tensor(np.asarray(inputs) if not torch.is_tensor(inputs) else inputs).to(tdtype)
-    if tuple(x.shape[1:]) != net.input_shape:
-        if tuple(x.shape) == net.input_shape:
-            x = x.unsqueeze(0)
-        else:
-            raise NeurosimError(f"inputs must have shape [batch, {', '.join(map(str, net.input_shape))}], "
-                                f"got {list(x.shape)}")
+    x = torch.as_tensor(inputs).to(tdtype)  # [batch, *input_shape], checked by Backend.__call__
     B = x.shape[0]
     low = Lowered(net, neuron_impl, tdtype).to(device)
     stats = _Stats(net)
