@@ -23,11 +23,6 @@ CNNS = ["lenet5", "resnet_tiny", "resnet18", "mobilenet_v2", "alexnet"]
 TRANSFORMERS = ["bert_tiny", "gpt_tiny", "vit_tiny", "bert_base"]
 
 
-def _array(text: str) -> tuple[int, int]:
-    r, c = text.lower().split("x")
-    return int(r), int(c)
-
-
 @study("systolic_dataflows",
        sweep=Sweep(model=CNNS + TRANSFORMERS, dataflow=["os", "ws", "is"],
                    array=["16x16", "32x32", "128x128", "256x256"]),
@@ -38,9 +33,9 @@ def _array(text: str) -> tuple[int, int]:
 def systolic_dataflows(model: str, dataflow: str, array: str) -> dict:
     """Simulate one zoo model on one array size with one dataflow."""
     import models
-    from hw.systolic import simulate_model
+    from hw.systolic.workload import parse_array, simulate_model
 
-    rows, cols = _array(array)
+    rows, cols = parse_array(array)
     res = simulate_model(model, array=(rows, cols), dataflow=dataflow, batch=1)
     t = res.totals()
     return dict(family=models.entry(model).family, pes=rows * cols, layers=t["layers"], macs=t["macs"],

@@ -44,3 +44,13 @@ def cnn(seed: int = 0, hw: int = 8, encoding: str = "direct") -> SpikingNetwork:
     }
     return SpikingNetwork(input_shape=(1, hw, hw), nodes=nodes, readout=Readout("out", "spike_count", 2.0),
                           encoding=Encoding(encoding, 1.0))
+
+
+def leaky_zero_reset(seed: int = 0) -> tuple[SpikingNetwork, np.ndarray]:
+    """A LIF population (leak 0.9) with hard reset to v_reset=0.1 and v_init=0.2, and 5 inputs."""
+    rng = np.random.default_rng(seed)
+    net = SpikingNetwork(input_shape=(6,), nodes={
+        "fc": Linear("input", weight=rng.normal(0, .8, (7, 6))),
+        "n": Neurons("fc", shape=(7,), threshold=0.8, leak=0.9, reset="zero", v_reset=0.1, v_init=0.2),
+        "out": Linear("n", weight=rng.normal(0, 1, (3, 7)))}, readout=Readout("out"))
+    return net, rng.uniform(0, 1, (5, 6)).astype(np.float32)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from backend_nets import cnn, mlp  # noqa: E402
+from backend_nets import cnn, leaky_zero_reset, mlp  # noqa: E402
 from ir_reference import reference_run  # noqa: E402
 
 from neurosim.errors import NeurosimError  # noqa: E402
@@ -204,14 +204,7 @@ def test_real_sigint_during_a_run_stops_the_runtime(mlp_case):
 
 @needs_lava
 def test_leaky_neurons_with_zero_reset_float_exact_fixed_close():
-    from neurosim.ir import Linear, Neurons, Readout, SpikingNetwork
-
-    rng = np.random.default_rng(0)
-    net = SpikingNetwork(input_shape=(6,), nodes={
-        "fc": Linear("input", weight=rng.normal(0, .8, (7, 6))),
-        "n": Neurons("fc", shape=(7,), threshold=0.8, leak=0.9, reset="zero", v_reset=0.1, v_init=0.2),
-        "out": Linear("n", weight=rng.normal(0, 1, (3, 7)))}, readout=Readout("out"))
-    x = rng.uniform(0, 1, (5, 6)).astype(np.float32)
+    net, x = leaky_zero_reset()
     ref, counts = reference_run(net, x, 15)
     r = net.run(x, 15, backend="lava")
     np.testing.assert_allclose(r.output, ref, atol=1e-5)

@@ -89,7 +89,7 @@ def simulate_model(model, *, array=(32, 32), dataflow="ws", batch=1, config=None
         cfg = read_config(config)
     changes = dict(overrides)
     if array is not None:
-        r, c = _parse_array(array)
+        r, c = parse_array(array)
         changes.update(array_rows=r, array_cols=c)
     if dataflow is not None:
         changes["dataflow"] = dataflow
@@ -103,7 +103,8 @@ def simulate_model(model, *, array=(32, 32), dataflow="ws", batch=1, config=None
     return res
 
 
-def _parse_array(array) -> tuple[int, int]:
+def parse_array(array) -> tuple[int, int]:
+    """``"128x128"`` or ``(128, 128)`` -> ``(rows, cols)``."""
     if isinstance(array, str):
         try:
             r, c = (int(x) for x in array.lower().split("x"))

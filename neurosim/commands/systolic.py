@@ -34,7 +34,7 @@ def configure(p):
         import time
 
         from hw.systolic import SystolicConfig, read_config, read_topology, simulate
-        from hw.systolic.workload import _parse_array, simulate_model
+        from hw.systolic.workload import parse_array, simulate_model
 
         if args.batch < 1:
             raise NeurosimError(f"--batch must be a positive integer, got {args.batch}")
@@ -44,7 +44,7 @@ def configure(p):
             raise NeurosimError("give either -t TOPOLOGY (with -c CONFIG) or --model NAME")
         changes = {}
         if args.array:
-            r, c = _parse_array(args.array)
+            r, c = parse_array(args.array)
             if r < 1 or c < 1:
                 raise NeurosimError(f"--array must be positive, got {args.array!r}")
             changes.update(array_rows=r, array_cols=c)
