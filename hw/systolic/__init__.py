@@ -9,11 +9,11 @@
 """
 from hw.systolic.config import ConfigError, SystolicConfig, read_config  # noqa: F401
 from hw.systolic.energy import HOROWITZ_45NM_INT8, EnergyModel  # noqa: F401
-from hw.systolic.simulator import LayerResult, SimResult, simulate, simulate_layer  # noqa: F401
+from hw.systolic.simulator import LayerResult, SystolicResult, simulate, simulate_layer  # noqa: F401
 from hw.systolic.topology import Layer, read_topology  # noqa: F401
 
 
-def run_scalesim_files(config_path, topology_path, kind="conv", outdir=None, **overrides) -> SimResult:
+def run_scalesim_files(config_path, topology_path, kind="conv", outdir=None, **overrides) -> SystolicResult:
     """SCALE-Sim's ``-c CFG -t TOPO -i KIND -p OUTDIR`` in one call; writes the reports when ``outdir`` is given."""
     cfg = read_config(config_path, **overrides)
     res = simulate(cfg, read_topology(topology_path, kind))
@@ -22,7 +22,7 @@ def run_scalesim_files(config_path, topology_path, kind="conv", outdir=None, **o
     return res
 
 
-def simulate_model(model, *, array=(32, 32), dataflow="ws", batch=1, config=None, **kw) -> SimResult:
+def simulate_model(model, *, array=(32, 32), dataflow="ws", batch=1, config=None, **kw) -> SystolicResult:
     """Simulate a zoo model (name) or any ``nn.Module`` (with ``inputs=``); see :mod:`hw.systolic.workload`."""
     from hw.systolic.workload import simulate_model as _sm
 
@@ -30,4 +30,4 @@ def simulate_model(model, *, array=(32, 32), dataflow="ws", batch=1, config=None
 
 
 __all__ = ["SystolicConfig", "read_config", "ConfigError", "Layer", "read_topology", "simulate", "simulate_layer",
-           "SimResult", "LayerResult", "EnergyModel", "HOROWITZ_45NM_INT8", "run_scalesim_files", "simulate_model"]
+           "SystolicResult", "LayerResult", "EnergyModel", "HOROWITZ_45NM_INT8", "run_scalesim_files", "simulate_model"]

@@ -167,7 +167,7 @@ def _fmt(col: str, v) -> str:
 
 
 @dataclass
-class SimResult:
+class SystolicResult:
     """A run: its config, layers and per-layer results; the three reports as DataFrames; writers."""
 
     config: SystolicConfig
@@ -270,7 +270,7 @@ class SimResult:
 
 
 def simulate(config: SystolicConfig, layers: list[Layer], *, energy=None, trace_dir: str | Path | None = None,
-             progress=None) -> SimResult:
+             progress=None) -> SystolicResult:
     """Simulate ``layers`` in order on ``config``; identical layers are simulated once (results reused).
 
     ``energy``: an :class:`hw.systolic.energy.EnergyModel` (or a catalog device name) to add per-access
@@ -302,4 +302,4 @@ def simulate(config: SystolicConfig, layers: list[Layer], *, energy=None, trace_
         results.append(r)
         if progress is not None:
             progress(i, layer, r)
-    return SimResult(config, list(layers), results, time.perf_counter() - t0)
+    return SystolicResult(config, list(layers), results, time.perf_counter() - t0)

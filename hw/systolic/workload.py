@@ -16,7 +16,7 @@ left out; :func:`simulate_model` reports how many such ops there were.
 from __future__ import annotations
 
 from hw.systolic.config import SystolicConfig, read_config
-from hw.systolic.simulator import SimResult, simulate
+from hw.systolic.simulator import SystolicResult, simulate
 from hw.systolic.topology import Layer
 from neurosim.errors import NeurosimError
 
@@ -61,7 +61,7 @@ def layers_from_workload(workload) -> tuple[list[Layer], int]:
 
 
 def simulate_model(model, *, array=(32, 32), dataflow="ws", batch=1, config=None, inputs=None, seq=None,
-                   dtype=None, energy=None, trace_dir=None, **overrides) -> SimResult:
+                   dtype=None, energy=None, trace_dir=None, **overrides) -> SystolicResult:
     """Simulate a zoo model (``"resnet18"``), a :class:`hw.workload.Workload` or an ``nn.Module`` (with ``inputs``).
 
     ``config``: a :class:`SystolicConfig` or a SCALE-Sim ``.cfg`` path supplying SRAMs, offsets and the
