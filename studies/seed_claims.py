@@ -3,8 +3,8 @@
 Each cell recomputes one claim with the suite's own code and returns rows of
 ``(claim, quantity, published, ours, diff_pct, unit, source, method)``; ``diff_pct`` is
 ``100 x (ours - published) / published``. The *published inputs* (GPT-3's 300B tokens, Patterson's
-chips, days, watts, PUE and grid intensity, Strubell's watts and hours) are read from the suite's golden
-file ``tests/golden/footprints.json`` (each with its provenance there); the *outputs* are computed:
+chips, days, watts, PUE and grid intensity, Strubell's watts and hours) are read from the package data
+file ``hw/data/footprints.json`` (each with its provenance there); the *outputs* are computed:
 
 * GPT-3 training FLOPs: 6 x N x D (Kaplan et al. 2020) with N = the parameters the profiler counts in
   the zoo's ``gpt3_175b`` (built weightless on the meta device), D = 300B tokens. Published: 3.14e23
@@ -27,25 +27,26 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from pathlib import Path
+from importlib import resources
 
 from neurosim.errors import NeurosimError
 from studies.registry import Sweep, study
 
-GOLDEN = Path(__file__).resolve().parents[1] / "tests" / "golden" / "footprints.json"
+#: Published footprints with their provenance; package data of ``hw``, so it ships with the wheel.
+GOLDEN = resources.files("hw") / "data" / "footprints.json"
 CLAIMS = ["gpt3_training_flops", "gpt3_fp16_weights", "gpt3_training_footprint", "int8_memory_saving",
           "sparsity_2_4", "patterson2021_table4", "strubell2019_table3"]
-#: Claims that are ratios stated in papers and datasheets rather than in the golden file.
+#: Claims that are ratios stated in papers and datasheets rather than in the footprints file.
 INT8_SAVING = (4.0, "Jacob et al. 2018 (arXiv 1712.05877), Sec. 1: 8-bit weights take 4x less memory than float32")
 SPARSE_SPEEDUP = (2.0, "NVIDIA A100 Tensor Core GPU Architecture whitepaper (2020), Sparse Tensor Cores: 2x peak "
                        "math throughput with 2:4 fine-grained structured sparsity")
 
 
 def published() -> dict:
-    """The published inputs and outputs (``tests/golden/footprints.json``)."""
+    """The published inputs and outputs (``hw/data/footprints.json``)."""
     if not GOLDEN.is_file():
         raise NeurosimError(f"seed_claims reads the published numbers from {GOLDEN}, which is missing "
-                            "(run from a source checkout of neurosim)")
+                            "(reinstall neurosim: it ships as package data of hw)")
     return json.loads(GOLDEN.read_text())
 
 

@@ -15,7 +15,7 @@ from hw.neuromorphic import cost_from_activity, mean_mesh_hops
 from hw.workload import trace
 from neurosim.errors import NeurosimError
 
-GOLDEN = json.loads((Path(__file__).parent / "golden" / "footprints.json").read_text())
+GOLDEN = json.loads((Path(hw.__file__).parent / "data" / "footprints.json").read_text())
 ROOFLINE = [n for n in hw.names() if hw.get(n).family in ("gpu", "tpu", "cpu")]
 
 
