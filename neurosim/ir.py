@@ -35,16 +35,23 @@ Time runs ``t = 1 .. T`` in unit steps (dimensionless; ``dt`` only matters for N
 
          v   <- leak * v + I_t + bias          # I_t: the input node's step-t output
          s_t  = 1 if v > threshold else 0      # strict comparison, like snntorch, Lava and NIR
+         s_t  = -1 if signed and s_t == 0 and v < 0 and C_{t-1} > 0
          v   <- v - threshold * s_t            # reset="subtract"  (reset by subtraction)
          v   <- v_reset where s_t == 1         # reset="zero"      (hard reset, value v_reset)
+         C_t  = C_{t-1} + s_t                  # the neuron's net spike count, C_0 = 0
 
-     The population outputs ``s_t`` (0/1); its synaptic targets see ``s_t``, never ``threshold``-
-     scaled spikes (the converter folds the scale into the next weights).
+     The population outputs ``s_t`` (0/1, or -1/0/1 when ``signed``); its synaptic targets see
+     ``s_t``, never ``threshold``-scaled spikes (the converter folds the scale into the next weights).
+     A **signed** neuron (Wang et al., "Signed neuron with memory", IJCAI 2022) takes back a spike it
+     emitted too early: when its membrane falls below 0 while its net count is positive it emits a
+     negative spike and gains ``threshold``, so ``C_T = floor((sum_t I_t + v_init) / threshold)``
+     whenever ``0 <= v_T <= threshold`` and spikes never overshoot for good. It needs
+     ``reset="subtract"`` and a target that carries spike signs (Loihi 2's graded spikes, not Loihi 1).
    * :class:`SpikeMaxPool2d` (the spiking form of max-pooling, a count-based gate): keeps each input
      neuron's spike count ``C_t = C_{t-1} + in_t`` and emits
-     ``y_t = maxpool(C_t) - maxpool(C_{t-1})``. Because counts grow by at most 1 per step the output
-     is again a 0/1 spike train, and its count after any ``t`` equals the largest input count in the
-     window: the rate of max-pooled rates, exactly.
+     ``y_t = maxpool(C_t) - maxpool(C_{t-1})``. Because counts change by at most 1 per step the output
+     is again a 0/1 spike train (-1/0/1 for signed inputs), and its count after any ``t`` equals the
+     largest input count in the window: the rate of max-pooled rates, exactly.
 3. **Readout** (:class:`Readout`) accumulates ``A <- A + y_t`` of its node: ``membrane`` reads a
    synaptic node's current (a non-spiking integrator, which NIR calls ``I``); ``spike_count`` reads
    a Neurons population's spikes. After ``T`` steps ``output = scale * A / T`` (the time-average,
@@ -323,7 +330,8 @@ class Neurons(Node):
     ``threshold``, ``bias``, ``v_init``: arrays broadcastable to ``shape`` (scalar, per-channel
     ``[C, 1, 1]`` or full). ``leak``: the fraction of ``v`` kept per step (LIF ``beta``; 1 = IF).
     ``reset``: ``"subtract"`` (v -= threshold on a spike; what rate conversion needs) or ``"zero"``
-    (v = v_reset). ``v_reset`` is used by the zero reset only.
+    (v = v_reset). ``v_reset`` is used by the zero reset only. ``signed``: also emit -1 spikes
+    (module docstring; subtractive reset only).
     """
 
     spiking: ClassVar[bool] = True
@@ -334,6 +342,7 @@ class Neurons(Node):
     reset: str = "subtract"
     v_reset: float = 0.0
     v_init: np.ndarray = 0.0
+    signed: bool = False
 
     def __post_init__(self):
         super().__post_init__()
@@ -355,6 +364,9 @@ class Neurons(Node):
         if self.reset not in RESETS:
             raise NeurosimError(f"Neurons reset {self.reset!r} unknown; valid: {', '.join(RESETS)}")
         self.v_reset = float(self.v_reset)
+        self.signed = bool(self.signed)
+        if self.signed and self.reset != "subtract":
+            raise NeurosimError("signed Neurons need reset='subtract' (a negative spike adds the threshold back)")
 
     @property
     def model(self) -> str:
@@ -516,7 +528,7 @@ class SpikingNetwork:
         rows = [{"node": INPUT, "kind": f"Input({self.encoding.kind})", "inputs": "", "shape": self.input_shape,
                  "params": 0}]
         for k, n in self.nodes.items():
-            kind = n.kind if not isinstance(n, Neurons) else f"{n.model}({n.reset})"
+            kind = n.kind if not isinstance(n, Neurons) else f"{'signed ' if n.signed else ''}{n.model}({n.reset})"
             rows.append({"node": k, "kind": kind, "inputs": ",".join(n.inputs), "shape": self.shapes[k],
                          "params": n.n_params()})
         return pd.DataFrame(rows)
@@ -640,9 +652,9 @@ class SimResult:
     """What a backend returns from :meth:`SpikingNetwork.run`.
 
     ``output`` [batch, classes]: the readout (module docstring, step 3). ``predictions`` [batch].
-    Per population (keyed by node name, in network order): ``spike_counts`` (total spikes over the
-    batch and all steps), ``neurons`` (neurons per sample), ``firing_rates`` (spikes per neuron per
-    step, averaged over the batch). Per weight layer (Linear/Conv2d, and Add nodes with a spiking
+    Per population (keyed by node name, in network order): ``spike_counts`` (total spike events over
+    the batch and all steps; a signed population's -1 spikes count as events too), ``neurons``
+    (neurons per sample), ``firing_rates`` (events per neuron per step, averaged over the batch). Per weight layer (Linear/Conv2d, and Add nodes with a spiking
     input, keyed by name): ``synops``, synaptic operations per sample over all steps: every nonzero
     input element at every step times the nonzero weights it drives (an Add: one per input spike);
     for a direct-encoded input these are analog MACs, counted every step.
@@ -662,7 +674,7 @@ class SimResult:
     batch: int = 0
     wall_s: float = 0.0
     trace: np.ndarray | None = None
-    counts: dict[str, np.ndarray] | None = None  # optional: spike count per neuron [batch, *shape]
+    counts: dict[str, np.ndarray] | None = None  # optional: net spike count C_T per neuron [batch, *shape]
 
     def __post_init__(self):
         self.output = np.asarray(self.output)
@@ -721,7 +733,7 @@ class SimResult:
 # them with its own dt. We map our unit steps to dt as snntorch does: IF  v' = R I  with R = 1/dt
 # (so Euler gives v += I); LIF  tau v' = (v_leak - v) + R I  with tau = dt / (1 - leak), R = tau / dt,
 # v_leak = 0 (Euler gives v = leak v + I). NIR neurons reset to v_reset and cannot express: reset by
-# subtraction, the initial membrane, a neuron bias, a max-pool, per-input Add weights, the input
+# subtraction, negative (signed) spikes, the initial membrane, a neuron bias, a max-pool, per-input Add weights, the input
 # encoding and the readout. All of these are carried in the graph's metadata under "neurosim" (one
 # JSON string) and restored exactly by from_nir; a NIR tool that ignores the metadata sees hard-reset
 # neurons, a SumPool2d where we max-pool, and Scale nodes for the Add weights.
@@ -787,7 +799,8 @@ def to_nir(net: SpikingNetwork, dt: float = 1e-4):
                 tau = dt / (1.0 - n.leak) if n.leak < 1.0 else dt
                 nodes[k] = nir.LIF(tau=np.full(shp, tau, np.float32), r=np.full(shp, tau / dt, np.float32),
                                    v_leak=np.zeros(shp, np.float32), v_threshold=thr, v_reset=vr)
-            extra[k] = {"type": "Neurons", "leak": n.leak, "reset": n.reset, "threshold_shape": list(n.threshold.shape),
+            extra[k] = {"type": "Neurons", "leak": n.leak, "reset": n.reset, "signed": n.signed,
+                        "threshold_shape": list(n.threshold.shape),
                         "bias": {"shape": list(n.bias.shape), "values": n.bias.reshape(-1).tolist()},
                         "v_init": {"shape": list(n.v_init.shape), "values": n.v_init.reshape(-1).tolist()}}
             nodes[k].metadata = {"neurosim_reset": n.reset}
@@ -903,7 +916,7 @@ def _from_own_nir(graph, meta: dict) -> SpikingNetwork:
             thr = thr[idx].reshape(tshape)
             vr = float(np.ravel(g.v_reset)[0])
             out[k] = Neurons(ins, shape=tuple(np.shape(g.v_threshold)), threshold=thr, leak=x["leak"],
-                             reset=x["reset"], v_reset=vr,
+                             reset=x["reset"], v_reset=vr, signed=x.get("signed", False),
                              bias=np.array(x["bias"]["values"], np.float32).reshape(x["bias"]["shape"]),
                              v_init=np.array(x["v_init"]["values"], np.float32).reshape(x["v_init"]["shape"]))
         else:

@@ -12,8 +12,9 @@ from neurosim.ir import (INPUT, Add, AvgPool2d, Conv2d, Flatten, Linear, Neurons
 
 
 def reference_run(net: SpikingNetwork, x: np.ndarray, T: int, encoded: np.ndarray | None = None,
-                  dtype=torch.float64):
-    """Returns ``(output [B, classes], spike counts per population [B, *shape])``.
+                  dtype=torch.float64, events: bool = False):
+    """Returns ``(output [B, classes], net spike counts per population [B, *shape])``, and with
+    ``events`` also the spike events per population (a signed neuron's -1 spikes count as events).
 
     ``encoded`` [T, B, *input_shape]: the input node's output per step (Poisson spikes); default:
     the direct encoding ``e_t = x``.
@@ -25,6 +26,7 @@ def reference_run(net: SpikingNetwork, x: np.ndarray, T: int, encoded: np.ndarra
     cnt = {k: torch.zeros(B, *net.shapes[n.inputs[0]], dtype=dtype)
            for k, n in net.nodes.items() if isinstance(n, SpikeMaxPool2d)}
     spikes = {k: torch.zeros(B, *n.shape, dtype=dtype) for k, n in net.nodes.items() if isinstance(n, Neurons)}
+    n_events = {k: torch.zeros_like(s) for k, s in spikes.items()}
     acc = torch.zeros(B, net.num_classes, dtype=dtype)
     t_ = lambda a: torch.as_tensor(np.asarray(a), dtype=dtype)  # noqa: E731
     for t in range(T):
@@ -49,12 +51,15 @@ def reference_run(net: SpikingNetwork, x: np.ndarray, T: int, encoded: np.ndarra
             elif isinstance(n, Neurons):
                 vv = n.leak * v[k] + xs[0] + t_(n.bias)
                 s = (vv > t_(n.threshold)).to(dtype)
+                if n.signed:
+                    s = s - ((s == 0) & (vv < 0) & (spikes[k] > 0)).to(dtype)
                 if n.reset == "subtract":
                     vv = vv - t_(n.threshold) * s
                 else:
                     vv = torch.where(s.bool(), torch.full_like(vv, n.v_reset), vv)
                 v[k] = vv
                 spikes[k] += s
+                n_events[k] += s.abs()
                 val[k] = s
             elif isinstance(n, SpikeMaxPool2d):
                 before = F.max_pool2d(cnt[k], n.kernel_size, n.stride, n.padding)
@@ -64,4 +69,5 @@ def reference_run(net: SpikingNetwork, x: np.ndarray, T: int, encoded: np.ndarra
                 raise AssertionError(n.kind)
         acc += val[net.readout.node]
     out = (net.readout.scale * acc / T).numpy()
-    return out, {k: s.numpy() for k, s in spikes.items()}
+    counts = {k: s.numpy() for k, s in spikes.items()}
+    return (out, counts, {k: e.numpy() for k, e in n_events.items()}) if events else (out, counts)
