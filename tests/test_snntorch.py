@@ -81,8 +81,56 @@ def test_kernel_matches_numpy_reference(leak, reset, v_reset):
                                              reset == "subtract", v_reset, T)
         out = np.empty((T, B * n), np.float32)
         counts = np.empty(B * n, np.int64)
-        _kernel()(c, thr, bias, v0, np.float32(leak), reset == "subtract", np.float32(v_reset), out, counts)
+        _kernel()(c, thr, bias, v0, np.float32(leak), reset == "subtract", np.float32(v_reset), False, out, counts)
         assert np.array_equal(out, ref) and np.array_equal(counts, ref_counts)
+
+
+@pytest.mark.parametrize("leak", [1.0, 0.9])
+def test_signed_kernel_matches_numpy_reference(leak):
+    rng = np.random.default_rng(4)
+    T, n = 29, 40
+    cur = rng.normal(0.2, 1.5, size=(T, n)).astype(np.float32)  # large swings: spikes to take back
+    thr = rng.uniform(0.5, 1.5, n).astype(np.float32)
+    v0 = 0.5 * thr
+    bias = np.zeros(n, np.float32)
+    ref, ref_events = if_layer_reference(cur, thr, bias, v0, leak, True, 0.0, T, signed=True)
+    out = np.empty((T, n), np.float32)
+    events = np.empty(n, np.int64)
+    _kernel()(cur, thr, bias, v0, np.float32(leak), True, np.float32(0.0), True, out, events)
+    assert np.array_equal(out, ref) and np.array_equal(events, ref_events)
+    assert (ref == -1).any() and (np.cumsum(ref, 0) >= 0).all()  # negative spikes occur; counts never < 0
+
+
+def test_signed_neuron_takes_back_early_spikes():
+    """A burst then an inhibition: the signed neuron ends at the rounded total, the plain one overshoots."""
+    cur = np.array([[3.0], [0.0], [-2.6], [0.0], [0.0]], np.float32)  # total 0.4 over 5 steps, v0 = 0.5
+    plain, _ = if_layer_reference(cur, np.ones(1, np.float32), np.zeros(1, np.float32), np.full(1, .5, np.float32),
+                                  1.0, True, 0.0, 5)
+    signed, events = if_layer_reference(cur, np.ones(1, np.float32), np.zeros(1, np.float32),
+                                        np.full(1, .5, np.float32), 1.0, True, 0.0, 5, signed=True)
+    assert plain.sum() == 2  # spikes at t=1,2 that cannot be taken back
+    assert signed.sum() == 0 == np.floor(0.4 + 0.5) - 0 and events[0] == 4  # +1 +1 -1 -1
+
+
+@pytest.mark.parametrize("builder", ["mlp", "cnn"])
+def test_signed_networks_match_the_reference_on_every_path(builder):
+    """Signed populations (and a max-pool of signed spikes): every path equals the IR reference in float64."""
+    from tests import backend_nets
+    from tests.ir_reference import reference_run
+
+    net = getattr(backend_nets, builder)(seed=2, signed=True)
+    x = np.random.default_rng(5).uniform(0, 1, size=(6, *net.input_shape)).astype(np.float32)
+    out, net_counts, events = reference_run(net, x, 14, events=True)
+    assert sum(e.sum() for e in events.values()) > sum(c.sum() for c in net_counts.values())  # -1 spikes occur
+    for mode, impl in [("step", "torch"), ("layer", "torch"), ("layer", "numba")]:
+        r = net.run(x, 14, mode=mode, neuron_impl=impl, dtype="float64", record_counts=True)
+        assert np.allclose(r.output, out, atol=1e-9), (mode, impl)
+        for k in events:
+            assert r.spike_counts[k] == events[k].sum(), (k, mode, impl)
+            assert np.array_equal(r.counts[k], net_counts[k]), (k, mode, impl)
+    rs = net.run(x, 14, mode="step", neuron_impl="torch", dtype="float64")
+    rl = net.run(x, 14, dtype="float64")
+    assert rs.synops == rl.synops
 
 
 @pytest.mark.parametrize("leak, reset, encoding", [(1.0, "subtract", "direct"), (0.8, "subtract", "direct"),

@@ -11,6 +11,8 @@ Lowering (one module per IR node):
   spike at step t is applied at step t+1 *after* the leak, which is the IR's update only for IF
   (leak 1). snntorch's zero reset cannot reset to ``v_reset != 0``; such populations (and
   ``neuron_impl="native"``) run our own three-op IF/LIF update, which a test checks equals Leaky.
+  Signed populations (-1 spikes, :class:`~neurosim.ir.Neurons` ``signed``) also run our own update:
+  Leaky has no negative spike.
 
 Execution (``mode``):
 
@@ -49,6 +51,8 @@ NEURON_IMPLS = ("auto", "snntorch", "torch", "numba")
 #   subtract, leak<1:  v = leak * (v - s_prev * threshold) + I'  (Leaky cannot: ours only)
 #   zero:              v = leak * (v_reset if s_prev else v) + I'
 #   s = v > threshold
+#   s = -1 where signed and s == 0 and v < 0 and C > 0   (C: net count before this step; s_prev = -1
+#                                                          adds the threshold back in the lines above)
 # which is the IR's update (reset right after the spike) with the same spikes.
 
 
@@ -57,11 +61,11 @@ class _NativeNeurons(nn.Module):
 
     def __init__(self, node: Neurons, dtype):
         super().__init__()
-        self.leak, self.reset, self.v_reset = node.leak, node.reset, node.v_reset
+        self.leak, self.reset, self.v_reset, self.signed = node.leak, node.reset, node.v_reset, node.signed
         self.register_buffer("threshold", torch.as_tensor(node.threshold, dtype=dtype))
 
     def forward(self, current, state):
-        v, s_prev = state  # v: this population's own buffer (see _Populations.init_state)
+        v, s_prev = state[:2]  # v: this population's own buffer (see _Populations.init_state)
         if self.reset == "subtract":
             if self.leak == 1.0:
                 v.add_(current).sub_(s_prev * self.threshold)
@@ -73,6 +77,10 @@ class _NativeNeurons(nn.Module):
                 v.mul_(self.leak)
             v.add_(current)
         spk = (v > self.threshold).to(v.dtype)
+        if self.signed:
+            net = state[2]  # the net count before this step
+            spk = spk - ((spk == 0) & (v < 0) & (net > 0)).to(v.dtype)
+            return spk, (v, spk, net.add_(spk))
         return spk, (v, spk)
 
 
@@ -101,7 +109,7 @@ class _LeakyNeurons(nn.Module):
     @staticmethod
     def supports(node: Neurons) -> bool:
         ok_reset = (node.reset == "subtract" and node.leak == 1.0) or (node.reset == "zero" and node.v_reset == 0.0)
-        return ok_reset and bool(np.all(node.v_init <= node.threshold))  # Leaky resets a v_init above threshold
+        return ok_reset and not node.signed and bool(np.all(node.v_init <= node.threshold))  # Leaky resets a v_init above threshold
 
     def forward(self, current, state):
         spk, mem = self.leaky(current, state[0])
@@ -116,11 +124,11 @@ class _Populations(nn.Module):
         self.register_buffer("bias", torch.as_tensor(node.bias, dtype=dtype))
         self.register_buffer("v_init", torch.as_tensor(node.v_init, dtype=dtype))
         self.has_bias = bool(np.any(node.bias != 0))
-        self.shape = node.shape
+        self.shape, self.signed = node.shape, node.signed
 
     def init_state(self, batch: int, device, dtype):
         v = self.v_init.expand(batch, *self.shape).to(device=device, dtype=dtype).clone()
-        return v, torch.zeros_like(v)
+        return (v, torch.zeros_like(v), torch.zeros_like(v)) if self.signed else (v, torch.zeros_like(v))
 
     def step(self, current, state):
         if self.has_bias:
@@ -130,15 +138,15 @@ class _Populations(nn.Module):
 
 # ---- the fused neuron kernel (layer mode on the CPU) ----------------------------------------------
 
-def if_layer_reference(cur, thr, bias, v0, leak, subtract, v_reset, T):
+def if_layer_reference(cur, thr, bias, v0, leak, subtract, v_reset, T, signed=False):
     """Numpy reference of the neuron update over all steps (the lazy-reset order above).
 
     ``cur`` [T or 1, N] input currents (one row: the same every step), ``thr``/``bias``/``v0`` [N].
-    Returns spikes [T, N] (0/1 in ``cur``'s dtype) and spike counts [N].
+    Returns spikes [T, N] (0/1, or -1/0/1 when ``signed``, in ``cur``'s dtype) and spike events [N].
     """
     dt = cur.dtype.type
     v = v0.astype(cur.dtype).copy()
-    s = np.zeros(cur.shape[1], bool)
+    s = np.zeros(cur.shape[1], cur.dtype)
     out = np.zeros((T, cur.shape[1]), cur.dtype)
     for t in range(T):
         x = cur[0 if cur.shape[0] == 1 else t] + bias
@@ -147,10 +155,12 @@ def if_layer_reference(cur, thr, bias, v0, leak, subtract, v_reset, T):
         elif subtract:
             v = dt(leak) * (v - s * thr) + x
         else:
-            v = dt(leak) * np.where(s, dt(v_reset), v) + x if leak != 1.0 else np.where(s, dt(v_reset), v) + x
-        s = v > thr
+            v = dt(leak) * np.where(s != 0, dt(v_reset), v) + x if leak != 1.0 else np.where(s != 0, dt(v_reset), v) + x
+        s = (v > thr).astype(cur.dtype)
+        if signed:
+            s -= (s == 0) & (v < 0) & (out[:t].sum(0) > 0)
         out[t] = s
-    return out, out.sum(0).astype(np.int64)
+    return out, np.abs(out).sum(0).astype(np.int64)
 
 
 _KERNEL = None
@@ -163,7 +173,7 @@ def _kernel():
         from numba import njit, prange
 
         @njit(parallel=True, cache=True)
-        def if_layer(cur, thr, bias, v0, leak, subtract, v_reset, out, counts):
+        def if_layer(cur, thr, bias, v0, leak, subtract, v_reset, signed, out, counts):
             T, N = out.shape
             const = cur.shape[0] == 1
             n = thr.shape[0]
@@ -173,25 +183,30 @@ def _kernel():
                 v = v0[j]
                 th = thr[j]
                 b = bias[j]
-                s = False
-                c = 0
+                s = 0  # the previous step's spike: -1, 0 or 1
+                c = 0  # events
+                net = 0  # net count
                 for t in range(T):
                     x = (cur[0, i] if const else cur[t, i]) + b
                     if subtract:
                         if leak == 1.0:
-                            v = (v + x) - (th if s else zero)
+                            v = (v + x) - (th if s == 1 else (-th if s == -1 else zero))
                         else:
-                            v = leak * (v - (th if s else zero)) + x
+                            v = leak * (v - (th if s == 1 else (-th if s == -1 else zero))) + x
                     else:
-                        if s:
+                        if s != 0:
                             v = v_reset
                         v = (leak * v + x) if leak != 1.0 else v + x
-                    s = v > th
-                    if s:
-                        out[t, i] = 1.0
-                        c += 1
+                    if v > th:
+                        s = 1
+                    elif signed and v < zero and net > 0:
+                        s = -1
                     else:
-                        out[t, i] = 0.0
+                        s = 0
+                    out[t, i] = s
+                    if s != 0:
+                        c += 1
+                        net += s
                 counts[i] = c
 
         _KERNEL = if_layer
@@ -199,7 +214,7 @@ def _kernel():
 
 
 def _numba_population(node: Neurons, cur: torch.Tensor, T: int, B: int, dtype):
-    """Run population ``node`` on currents [T or 1, B, *shape]; returns spikes [T, B, *shape], counts [B, *shape]."""
+    """Run population ``node`` on currents [T or 1, B, *shape]; returns spikes [T, B, *shape], events [B, *shape]."""
     npdt = np.float32 if dtype == torch.float32 else np.float64
     shape = node.shape
     full = lambda a: np.ascontiguousarray(np.broadcast_to(a, shape).reshape(-1), dtype=npdt)  # noqa: E731
@@ -207,7 +222,7 @@ def _numba_population(node: Neurons, cur: torch.Tensor, T: int, B: int, dtype):
     out = np.empty((T, c.shape[1]), npdt)
     counts = np.empty(c.shape[1], np.int64)
     _kernel()(c, full(node.threshold), full(node.bias), full(node.v_init), npdt(node.leak),
-              node.reset == "subtract", npdt(node.v_reset), out, counts)
+              node.reset == "subtract", npdt(node.v_reset), node.signed, out, counts)
     return torch.from_numpy(out).view(T, B, *shape), torch.from_numpy(counts).view(B, *shape)
 
 
@@ -237,6 +252,7 @@ class Lowered(nn.Module):
         if neuron_impl not in NEURON_IMPLS:
             raise NeurosimError(f"unknown neuron_impl {neuron_impl!r}; valid: {', '.join(NEURON_IMPLS)}")
         self.net, self.dtype, self.impl = net, dtype, neuron_impl
+        self.signed = any(p.signed for p in net.populations.values())
         self.synapses = nn.ModuleDict()
         self.neurons = nn.ModuleDict()
         self.key = {}
@@ -372,18 +388,19 @@ def _run_layer(low: Lowered, e: torch.Tensor, const_input: bool, T: int, stats: 
                 state = pop.init_state(B, e.device, low.dtype)
                 for t in range(T):
                     out[t], state = pop.step(src.at(t), state)
-                cnt = out.sum(0)
-            counts[k] = cnt
+                cnt = out.abs().sum(0) if n.signed else out.sum(0)
+            counts[k] = cnt  # events
             if stats.record_counts:
-                stats.counts[k].append(cnt.to(torch.int32).cpu())
+                stats.counts[k].append((out.sum(0) if n.signed else cnt).to(torch.int32).cpu())
             stats.spikes[k] += float(cnt.sum())
             vals[k] = _Val(out)
         elif isinstance(n, SpikeMaxPool2d):
             x = ins[0].x
             c = torch.cumsum(x, 0)
             m = F.max_pool2d(c.flatten(0, 1), n.kernel_size, n.stride, n.padding).unflatten(0, (T, B))
-            counts[k] = m[-1]
-            vals[k] = _Val(torch.diff(m, dim=0, prepend=torch.zeros_like(m[:1])))
+            y = torch.diff(m, dim=0, prepend=torch.zeros_like(m[:1]))
+            counts[k] = (y != 0).sum(0) if low.signed else m[-1]  # events (unsigned: the final max count)
+            vals[k] = _Val(y)
         else:
             const = all(v.const for v in ins)
             xs = [v.x if const or not v.const else v.x.expand(T, *v.x.shape[1:]) for v in ins]
@@ -424,7 +441,7 @@ def _run_step(low: Lowered, e: torch.Tensor, const_input: bool, T: int, stats: _
                     nonzero[(k, j)] = nonzero[(k, j)] + (xs[j] != 0).to(torch.int64)
             if isinstance(n, Neurons):
                 v[k], mem[k] = low.neurons[low.key[k]].step(xs[0], mem[k])
-                stats.spikes[k] += float(v[k].sum())
+                stats.spikes[k] += float(v[k].abs().sum())
                 if stats.record_counts:
                     pop_counts[k] = pop_counts[k] + v[k].to(torch.int32)
             elif isinstance(n, SpikeMaxPool2d):
