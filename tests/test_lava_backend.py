@@ -211,3 +211,74 @@ def test_leaky_neurons_with_zero_reset_float_exact_fixed_close():
     assert r.spike_counts["n"] == counts["n"].sum() > 0
     q = net.run(x, 15, backend="lava", precision="fixed")  # 12-bit decay dv = round(0.1 * 4096)
     assert abs(q.spike_counts["n"] - counts["n"].sum()) <= 0.05 * counts["n"].sum() + 2
+
+
+# ---- signed neurons (-1 spikes; the IR's signed IF) --------------------------------------------------
+
+@pytest.fixture(scope="module")
+def signed_mlp_case():
+    net = mlp(seed=3, per_channel=True, signed=True)
+    x = np.random.default_rng(5).uniform(0, 1, (8, 16)).astype(np.float32)
+    ref, counts, events = reference_run(net, x, 12, events=True)
+    return net, x, ref, counts, events
+
+
+@needs_lava
+def test_signed_float_mlp_matches_ir(signed_mlp_case):
+    net, x, ref, counts, events = signed_mlp_case
+    assert events["n2"].sum() > counts["n2"].sum()  # -1 spikes really occur
+    r = net.run(x, 12, backend="lava", precision="float")
+    np.testing.assert_allclose(r.output, ref, atol=1e-4)
+    assert (r.predictions == ref.argmax(1)).all()
+    for k, ev in events.items():
+        assert r.spike_counts[k] == ev.sum(), k  # events: -1 spikes count too
+    # synops: every +1 or -1 input spike times its fan-out, per sample
+    fan = (net.nodes["fc3"].weight != 0).sum(0)
+    assert r.synops["fc3"] == pytest.approx((events["n2"].sum(0) * fan).sum() / 8)
+
+
+def _maxpool_events(net, x, T, pop, mp):
+    """Events of SpikeMaxPool2d ``mp`` over ``pop``'s spikes, from the reference's net counts C_t."""
+    import torch
+    import torch.nn.functional as F
+
+    n = net.nodes[mp]
+    pooled = [np.zeros((x.shape[0], *net.shapes[mp]))]
+    for t in range(1, T + 1):
+        c = torch.as_tensor(reference_run(net, x, t)[1][pop])
+        pooled.append(F.max_pool2d(c, n.kernel_size, n.stride, n.padding).numpy())
+    d = np.diff(np.stack(pooled), axis=0)  # the max-pool's output y_t
+    assert set(np.unique(d)) <= {-1.0, 0.0, 1.0}
+    return np.abs(d).sum(axis=(0, 1)), d.sum()
+
+
+@needs_lava
+def test_signed_float_cnn_pool_residual_maxpool_matches_ir():
+    net = cnn(seed=1, signed=True)
+    x = np.random.default_rng(2).uniform(0, 1, (3, 1, 8, 8)).astype(np.float32)
+    ref, counts, events = reference_run(net, x, 10, events=True)
+    assert all(events[k].sum() > counts[k].sum() for k in ("n2", "n3", "out"))
+    r = net.run(x, 10, backend="lava")
+    np.testing.assert_allclose(r.output, ref, atol=1e-5)
+    for k, ev in events.items():
+        assert r.spike_counts[k] == ev.sum(), k
+    # the max-pool emits -1 when a window's max falls: its events (seen through fc's synops) exceed its net count
+    mp_events, mp_net = _maxpool_events(net, x, 10, "n3", "mp")
+    assert mp_events.sum() > mp_net
+    fan = (net.nodes["fc"].weight != 0).sum(0)
+    assert r.synops["fc"] == pytest.approx((mp_events.reshape(-1) * fan).sum() / 3)
+
+
+@needs_lava
+def test_signed_fixed_point_agrees_with_float():
+    net = mlp(seed=3, per_channel=True, signed=True)
+    x = np.random.default_rng(9).uniform(0, 1, (40, 16)).astype(np.float32)
+    ref, counts, events = reference_run(net, x, 10, events=True)
+    r = net.run(x, 10, backend="lava", precision="fixed")
+    f = net.run(x, 10, backend="lava", precision="float")
+    assert (r.predictions == f.predictions).mean() >= 0.97
+    q = r.quantization
+    assert (q["weights_clipped"] == 0).all() and (q["v_saturations"] == 0).all()
+    for k, ev in events.items():
+        assert abs(r.spike_counts[k] - ev.sum()) <= 0.05 * ev.sum() + 5, k
+    assert np.abs(r.output - ref).max() < 0.25

@@ -70,3 +70,27 @@ def test_cli_table_and_json(tmp_path, capsys):
     assert "TOTAL" in capsys.readouterr().out
     assert main(["loihi-map", str(tmp_path / "missing.npz")]) == 2
     assert "no IR file" in capsys.readouterr().err
+
+
+def test_signed_spikes_are_flagged_on_loihi1_only(tmp_path, capsys):
+    from neurosim.cli import main
+
+    net = _dense(64, 100)
+    nodes = dict(net.nodes)
+    nodes["n1"] = Neurons("fc1", shape=(100,), signed=True)
+    signed = SpikingNetwork(input_shape=(64,), nodes=nodes, readout=Readout("fc2"))
+    m1, m2 = map_network(signed, "loihi"), map_network(signed, "loihi2")
+    assert not m1.supported and "graded spikes" in m1.note and "n1" in m1.note
+    assert m2.supported and m2.note == ""
+    assert m1.cores == map_network(net, "loihi").cores  # the map itself is still computed
+    df = m1.to_dataframe()
+    assert "UNSUPPORTED" in df.iloc[-1]["limited_by"]
+    assert "UNSUPPORTED" in df[df["layer"] == "readout (integrators)"].iloc[0]["limited_by"]  # fed by n1's -1s
+    assert "UNSUPPORTED" not in df[df["layer"] == "n1"].iloc[0]["limited_by"]  # fed by the input
+    assert map_network(net, "loihi").supported
+    path = signed.save(tmp_path / "signed.npz")
+    assert main(["loihi-map", str(path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["loihi"]["supported"] is False and data["loihi2"]["supported"] is True
+    assert main(["loihi-map", str(path)]) == 0
+    assert "UNSUPPORTED" in capsys.readouterr().out

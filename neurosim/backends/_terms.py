@@ -262,6 +262,20 @@ class Lowering:
         return lat, extra
 
 
+def signed_sources(net: SpikingNetwork, include_input: bool = True) -> set[str]:
+    """Spike sources whose spikes can be -1: signed Neurons populations and the SpikeMaxPool2d nodes
+    that read one (a max of signed counts can fall), with ``include_input`` also those reading the
+    Poisson input (+-1 spikes; the input itself is not listed). Their targets need signed spikes."""
+    out = {k for k, n in net.nodes.items() if isinstance(n, Neurons) and n.signed}
+    if include_input:
+        out.add(INPUT)
+    for k, n in net.nodes.items():
+        if isinstance(n, SpikeMaxPool2d) and net._spike_source(n.inputs[0]) in out:
+            out.add(k)
+    out.discard(INPUT)
+    return out
+
+
 def ir_to_lava_perm(shape: tuple) -> np.ndarray:
     """``perm[i_lava] = i_ir`` for a tensor of IR shape ``shape``: Lava stores (C, H, W) as (X=W, Y=H, C)."""
     n = int(np.prod(shape))

@@ -7,6 +7,8 @@ Lowering (see :mod:`neurosim.backends._terms` for how the IR becomes sources and
   graded messages, Poisson spikes as +-1 graded messages);
 * every Neurons population: one :class:`neurosim.loihi.processes.ConversionNeurons` (subtractive
   reset, per-neuron threshold and bias; Lava's ``LIF`` resets to zero with one scalar ``vth``);
+  **signed** populations too (float and fixed): the model keeps each neuron's net count ``C``
+  (restarted with the membrane at every sample) and emits -1 spikes as the IR states;
 * every linear path between a source and a population (Linear, Conv2d, pooling, Flatten, Add
   weights, composed): one ``lava.proc.dense.process.Dense``, or a
   :class:`~neurosim.loihi.processes.LoihiConv` (Lava's ``Conv``) when the path is a convolution
@@ -15,7 +17,14 @@ Lowering (see :mod:`neurosim.backends._terms` for how the IR becomes sources and
   into one ``a_in`` port (Lava sums them), the shorter branch behind a
   :class:`~neurosim.loihi.processes.Delay`;
 * readout: ``lava.proc.io.sink.RingBuffer`` recording the summed readout current (membrane) or the
-  output spikes (spike_count).
+  output spikes (spike_count; signed spikes sum with their sign).
+
+Signed spikes. A signed population's spikes (-1/0/1), and those of a SpikeMaxPool reading one, are
+sent as graded messages (Loihi 2's graded spikes with an integer payload; Loihi 1 has only binary
+spikes, see ``neurosim loihi-map``): every Dense/Conv they feed gets ``num_message_bits=24`` like the
+input, because with ``num_message_bits=0`` Lava's Dense (float and bit-accurate) reads ``s_in`` as
+bool and a -1 would act as +1. ``spike_counts`` are events (``|s|`` summed), synops count -1 spikes
+like +1 spikes.
 
 Timing. Lava's Dense and Conv send at step t what they computed at t-1, so a population ``d``
 synaptic layers from the input sees sample step 0 at global step ``d`` (its *latency*); the IR has
@@ -53,7 +62,7 @@ import numpy as np
 
 from neurosim.backends import register_backend
 from neurosim.backends._terms import (INPUT, Lowering, ir_to_lava_perm, lava_conv_weight, lava_shape,
-                                      synops)
+                                      signed_sources, synops)
 from neurosim.errors import NeurosimError
 from neurosim.ir import Neurons, SimResult, SpikeMaxPool2d, SpikingNetwork
 
@@ -195,13 +204,15 @@ class _Graph:
                     proc = ConversionNeurons(shape=shp, vth=p.vth.reshape(shp), bias=p.bias.reshape(shp),
                                              v_init=p.v_init.reshape(shp), dv=p.dv, bias_exp=p.bias_exp,
                                              reset_zero=int(n.reset == "zero"), v_reset=p.v_reset,
-                                             period=T, offset=self.lat[k], windows=B, name=k)
+                                             period=T, offset=self.lat[k], windows=B, signed=int(n.signed),
+                                             name=k)
                 else:
                     full = lambda a: np.broadcast_to(a, n.shape).reshape(-1)[perm].reshape(shp)  # noqa: E731
                     bias = np.broadcast_to(low.targets[k].const, n.shape).reshape(-1)[perm].reshape(shp)
                     proc = ConversionNeurons(shape=shp, vth=full(n.threshold), bias=bias, v_init=full(n.v_init),
                                              dv=1.0 - n.leak, reset_zero=int(n.reset == "zero"),
-                                             v_reset=n.v_reset, period=T, offset=self.lat[k], windows=B, name=k)
+                                             v_reset=n.v_reset, period=T, offset=self.lat[k], windows=B,
+                                             signed=int(n.signed), name=k)
                 self.procs[k] = proc
                 self.out_port[k] = proc.s_out
             elif isinstance(n, SpikeMaxPool2d):
@@ -219,7 +230,8 @@ class _Graph:
         else:
             self.sink = Sink(shape=(net.num_classes,), buffer=self.total)
             self.out_port[ro.node].connect(self.sink.a_in)
-        # synapses: one Dense/Conv per term
+        # synapses: one Dense/Conv per term; signed spikes travel as graded messages (module docstring)
+        signed_src = signed_sources(net)
         self.n_synapse_procs = 0
         for tname, tg in low.targets.items():
             dst = self.procs[tname].a_in if tname != "readout" else self.sink.a_in
@@ -231,7 +243,7 @@ class _Graph:
                     dl = Delay(shape=lava_shape(term.in_shape), delay=d)
                     port.connect(dl.s_in)
                     port = dl.s_out
-                graded = term.source == INPUT and graded_input
+                graded = (term.source == INPUT and graded_input) or term.source in signed_src
                 nmb = 24 if graded else 0
                 cf = term.conv_form()
                 use_conv = cf is not None and len(term.in_shape) == 3 and len(tg.shape) == 3

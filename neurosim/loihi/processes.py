@@ -11,12 +11,21 @@ declares ports and Vars; a ``floating_pt`` and a ``fixed_pt`` model implement it
 
       v <- leak * v + a_in + bias;  s = v > vth;  v <- v - vth * s
 
+  **Signed** populations (``signed=1``, the IR's signed IF neuron) also keep each neuron's net spike
+  count ``C`` (restarted with the membrane at every sample window) and emit ``s = -1`` when
+  ``s == 0 and v < 0 and C > 0``; ``v <- v - vth * s`` then adds ``vth`` back and ``C <- C + s``.
+  Their spikes are graded messages (-1/0/1, Loihi 2's signed graded spikes): the synapses they feed
+  need ``num_message_bits > 0`` (Lava's Dense/Conv treat ``s_in`` as bool otherwise). ``spike_count``
+  counts events ``|s|``.
+
   Fixed point (Loihi's integer datapath, as ``PyLifModelBitAcc``): 24-bit ``v``, the synaptic input
   MSB-aligned by ``a_in << 6``, threshold ``vth_mant << 6``, bias ``bias_mant << bias_exp``, 12-bit
   decay ``v <- sign(v) * ((|v| * (4096 - dv)) >> 12)``; ``v`` saturates at ``+-(2**23 - 1)`` and the
-  saturations are counted (``sat_count``).
+  saturations are counted (``sat_count``). A -1 spike fires only at ``v < 0`` and adds
+  ``vth_mant << 6 <= 2**23 - 64``, so ``v`` stays inside its 24-bit range.
 * :class:`SpikeMaxPool`: the IR's count-gated max-pool, ``y_t = maxpool(C_t) - maxpool(C_{t-1})``
-  (no delay: it sends in the step it receives).
+  with signed running counts ``C`` (so ``y`` is -1 when a window's max falls; no delay: it sends in
+  the step it receives); ``spike_count`` counts events ``|y|``.
 * :class:`Delay`: holds a message for ``delay`` steps; aligns residual branches whose paths have
   fewer synaptic layers (Lava's Dense/Conv delay one step each).
 * :class:`LoihiConv`: Lava's ``Conv`` with a fixed-point model that applies ``weight_exp`` (lava-nc
@@ -60,11 +69,13 @@ class ConversionNeurons(AbstractProcess):
     24-bit state units). ``dv``: float ``1 - leak``; fixed: the 12-bit decay ``round(4096 (1 - leak))``.
     ``reset_zero``: 1 for reset to ``v_reset`` instead of subtraction. ``period``/``offset``/
     ``windows``: sample ``i`` occupies steps ``offset + i*period .. offset + (i+1)*period - 1``
-    (0-based); spikes are counted (``spike_count``) only inside windows.
+    (0-based); spike events are counted (``spike_count``) only inside windows. ``signed``: 1 for
+    signed neurons (-1 spikes, module docstring); ``count`` holds their net count ``C`` in the current
+    window.
     """
 
     def __init__(self, *, shape, vth, bias, v_init, dv=0.0, bias_exp=0, reset_zero=0, v_reset=0.0,
-                 period=1, offset=0, windows=1, name=None):
+                 period=1, offset=0, windows=1, signed=0, name=None):
         super().__init__(shape=shape, name=name)
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
@@ -79,6 +90,8 @@ class ConversionNeurons(AbstractProcess):
         self.period = Var(shape=(1,), init=int(period))
         self.offset = Var(shape=(1,), init=int(offset))
         self.windows = Var(shape=(1,), init=int(windows))
+        self.signed = Var(shape=(1,), init=int(signed))
+        self.count = Var(shape=shape, init=0)
         self.spike_count = Var(shape=shape, init=0)
         self.sat_count = Var(shape=(1,), init=0)
         self.a_max = Var(shape=(1,), init=0)
@@ -141,6 +154,17 @@ def _window(model) -> tuple[bool, bool]:
     return inside and k % period == 0, inside
 
 
+def _signed_spikes(model, s: np.ndarray, negative: np.ndarray, start: bool) -> np.ndarray:
+    """The signed neuron's spikes: ``s`` (0/1, int) becomes -1 where ``s == 0``, the membrane is
+    ``negative`` and the net count ``C > 0``; ``C`` restarts at 0 with every sample window and is
+    updated here (``C <- C + s``)."""
+    if start:
+        model.count[:] = 0
+    s = s - ((s == 0) & negative & (model.count > 0))
+    model.count[:] += s
+    return s
+
+
 @implements(proc=ConversionNeurons, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")
@@ -160,6 +184,8 @@ class PyConversionNeuronsFloat(_FailFast):
     period: np.ndarray = LavaPyType(np.ndarray, int)
     offset: np.ndarray = LavaPyType(np.ndarray, int)
     windows: np.ndarray = LavaPyType(np.ndarray, int)
+    signed: np.ndarray = LavaPyType(np.ndarray, int)
+    count: np.ndarray = LavaPyType(np.ndarray, np.int64)
     spike_count: np.ndarray = LavaPyType(np.ndarray, np.int64)
     sat_count: np.ndarray = LavaPyType(np.ndarray, np.int64)
     a_max: np.ndarray = LavaPyType(np.ndarray, float)
@@ -170,14 +196,16 @@ class PyConversionNeuronsFloat(_FailFast):
         v = self.v_init.copy() if start else self.v
         leak = np.float32(1.0 - self.dv[0])
         v = (v * leak if leak != 1 else v) + a + self.bias
-        s = v > self.vth
+        s = (v > self.vth).astype(np.int64)
+        if self.signed[0]:
+            s = _signed_spikes(self, s, v < 0, start)
         if self.reset_zero[0]:
-            v = np.where(s, np.float32(self.v_reset[0]), v)
+            v = np.where(s > 0, np.float32(self.v_reset[0]), v)
         else:
-            v = v - self.vth * s
+            v = v - self.vth * s.astype(np.float32)
         self.v[:] = v
         if inside:
-            self.spike_count[:] += s
+            self.spike_count[:] += np.abs(s)
         self.s_out.send(s.astype(float))
 
 
@@ -189,7 +217,7 @@ class PyConversionNeuronsFixed(_FailFast):
     same parameters up to the reset (subtractive here, to zero there)."""
 
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=1)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=2)  # -1/0/1 (1 bit unsigned)
     v: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     vth: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=17)
     bias: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=13)
@@ -201,6 +229,8 @@ class PyConversionNeuronsFixed(_FailFast):
     period: np.ndarray = LavaPyType(np.ndarray, np.int32)
     offset: np.ndarray = LavaPyType(np.ndarray, np.int32)
     windows: np.ndarray = LavaPyType(np.ndarray, np.int32)
+    signed: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=1)
+    count: np.ndarray = LavaPyType(np.ndarray, np.int64)
     spike_count: np.ndarray = LavaPyType(np.ndarray, np.int64)
     sat_count: np.ndarray = LavaPyType(np.ndarray, np.int64)
     a_max: np.ndarray = LavaPyType(np.ndarray, np.int64)
@@ -222,19 +252,22 @@ class PyConversionNeuronsFixed(_FailFast):
         if a.size:
             self.a_max[:] = max(int(self.a_max[0]), int(np.abs(a).max()))
         vth = np.left_shift(self.vth.astype(np.int64), ACT_SHIFT)
-        s = v > vth
+        s = (v > vth).astype(np.int64)
+        if self.signed[0]:
+            s = _signed_spikes(self, s, v < 0, start)
         if self.reset_zero[0]:
-            v = np.where(s, int(self.v_reset[0]), v)
+            v = np.where(s > 0, int(self.v_reset[0]), v)
         else:
-            v = v - vth * s
+            v = v - vth * s  # a -1 spike (only at v < 0) adds vth <= 2**23 - 64 back: no overflow
         self.v[:] = v
         if inside:
-            self.spike_count[:] += s
+            self.spike_count[:] += np.abs(s)
         self.s_out.send(s.astype(np.int32))
 
 
 class SpikeMaxPool(AbstractProcess):
-    """Count-gated spiking max-pool over a (X, Y, C) spike map; counts restart every ``period``."""
+    """Count-gated spiking max-pool over a (X, Y, C) spike map (signed spikes allowed: the output is
+    -1 when a window's max falls); counts restart every ``period``."""
 
     def __init__(self, *, in_shape, out_shape, kernel_size, stride, padding, period=1, offset=0, windows=1,
                  name=None):
@@ -272,10 +305,10 @@ class _PySpikeMaxPoolBase(_FailFast):
         if start:
             self.counts[:] = 0
         before = self._pool(self.counts)
-        self.counts[:] += (s != 0)
+        self.counts[:] += np.rint(s).astype(np.int64)  # signed: a -1 spike lowers the count
         out = self._pool(self.counts) - before
         if inside:
-            self.spike_count[:] += out.astype(np.int64)
+            self.spike_count[:] += np.abs(out).astype(np.int64)
         self.s_out.send(out.astype(self._out_dtype))
 
 
@@ -292,8 +325,8 @@ class PySpikeMaxPoolFloat(_PySpikeMaxPoolBase):
 @requires(CPU)
 @tag("bit_accurate_loihi", "fixed_pt")
 class PySpikeMaxPoolFixed(_PySpikeMaxPoolBase):
-    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=1)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=1)
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=2)  # -1/0/1
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=2)
     _out_dtype = np.int32
 
 

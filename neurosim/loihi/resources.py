@@ -20,6 +20,18 @@ further core): ``fanin_split = k`` in the report. Limits a chip's publications d
 axon routes) are not applied and are reported as ``None``.
 
 Cores per chip come from the catalog (128 on both chips); chips = ceil(cores / cores per chip).
+
+**Signed spikes.** A network with signed populations (``Neurons(signed=True)``: -1/0/1 spikes) needs
+graded spikes with a signed payload. Loihi 2 has them (graded spikes with an integer payload: Intel's
+Loihi 2 brief, 2021; Orchard et al., SiPS 2021), so its map is unchanged. Loihi 1 spikes are binary
+events, so such a network does not run there as it is: the Loihi 1 map is still computed (the cores
+it would take if its spikes could carry a sign, for comparison) but is marked ``supported=False``
+with the reason in ``note``;
+every layer fed by signed spikes says ``UNSUPPORTED on Loihi 1`` in ``limited_by`` (the column a
+table reader scans) and the TOTAL row carries the note. No Loihi 1 workaround is mapped (a +/- pair
+of binary populations with negated weights would roughly double those neurons and synapses, and is a
+different network from the one simulated). The Poisson input's +-1 spikes come from the host-side
+encoder and are not judged here.
 """
 
 import math
@@ -55,6 +67,8 @@ class LoihiMap:
     cores_per_chip: int
     limits: dict = field(default_factory=dict)
     sources: dict = field(default_factory=dict)
+    supported: bool = True  # False: the chip cannot run this network as it is (``note`` says why)
+    note: str = ""
 
     @property
     def cores(self) -> int:
@@ -72,12 +86,14 @@ class LoihiMap:
                      "synapses": sum(r.synapses for r in self.layers),
                      "max_fanin": max([r.max_fanin for r in self.layers], default=0), "cores": self.cores,
                      "fanin_split": max([r.fanin_split for r in self.layers], default=1),
-                     "neurons_per_core": float("nan"), "limited_by": f"{self.chips} chip(s)"})
+                     "neurons_per_core": float("nan"), "limited_by": f"{self.chips} chip(s)"
+                     + (f"; UNSUPPORTED: {self.note}" if not self.supported else "")})
         return pd.DataFrame(rows)
 
     def to_dict(self) -> dict:
         return {"chip": self.chip, "chip_name": self.chip_name, "cores": self.cores, "chips": self.chips,
-                "cores_per_chip": self.cores_per_chip, "limits": self.limits, "sources": self.sources,
+                "cores_per_chip": self.cores_per_chip, "supported": self.supported, "note": self.note,
+                "limits": self.limits, "sources": self.sources,
                 "layers": [lay.__dict__ for lay in self.layers]}
 
 
@@ -136,7 +152,7 @@ def _connectivity(net, low, tname):
 
 def map_network(net, chip: str = "loihi2", weight_bits: int = QUANT_WEIGHT_BITS) -> LoihiMap:
     """Place ``net`` (a :class:`~neurosim.ir.SpikingNetwork`) on ``chip`` (module docstring)."""
-    from neurosim.backends._terms import Lowering
+    from neurosim.backends._terms import Lowering, signed_sources
 
     lim, src, spec = _limits(chip)
     low = Lowering(net)
@@ -179,7 +195,19 @@ def map_network(net, chip: str = "loihi2", weight_bits: int = QUANT_WEIGHT_BITS)
             if extra.get(tname):
                 layers[li].cores += extra[tname]
                 layers[li].limited_by += "; output axons"
-    return LoihiMap(chip, spec.name, layers, int(lim["cores_per_chip"]), limits=lim, sources=src)
+    supported, note = True, ""
+    signed = signed_sources(net, include_input=False)  # the Poisson input's signs are the host's encoding
+    if signed and chip == "loihi":
+        supported = False
+        note = (f"signed spikes (-1) from {', '.join(sorted(signed))} need graded spikes (Loihi 2); "
+                f"Loihi 1 spikes are binary")
+        fed = {tname for tname, tg in low.targets.items() if any(t.source in signed for t in tg.terms)}
+        fed |= {k for k in signed if isinstance(net.nodes[k], SpikeMaxPool2d)}
+        for lay in layers:
+            if lay.layer in fed or (lay.layer == "readout (integrators)" and "readout" in fed):
+                lay.limited_by += "; UNSUPPORTED on Loihi 1: signed input spikes"
+    return LoihiMap(chip, spec.name, layers, int(lim["cores_per_chip"]), limits=lim, sources=src,
+                    supported=supported, note=note)
 
 
 def _output_axon_cores(net, low, core_of, out_lim) -> dict[str, int]:
