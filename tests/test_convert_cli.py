@@ -20,6 +20,16 @@ def test_convert_cli_trains_converts_and_plots(tmp_path, capsys):
     assert main(args + ["--norm", "max", "--save-ir", str(tmp_path / "snn.npz")]) == 0
     out = capsys.readouterr().out
     assert "snn_acc_%" in out and "trained" not in out and (tmp_path / "snn.npz").is_file()
+    # signed neurons with biases calibrated per T: one network per T, the saved one is the largest T's
+    ir = tmp_path / "cal.npz"
+    assert main(args + ["--signed", "--calibrate", "--calibration-iters", "2", "--save-ir", str(ir), "--json"]) == 0
+    cal = json.loads(capsys.readouterr().out)
+    assert cal["signed"] and cal["calibrated"] and cal["timesteps"] == [2, 4, 8] and len(cal["snn_accuracy"]) == 3
+    assert all(0 <= a <= 1 for a in cal["snn_accuracy"])
+    from neurosim.ir import SpikingNetwork
+
+    net = SpikingNetwork.load(ir)
+    assert net.metadata["calibrated_T"] == 8 and all(n.signed for n in net.populations.values())
 
 
 def test_convert_cli_bad_input_is_one_line(capsys):
@@ -29,3 +39,6 @@ def test_convert_cli_bad_input_is_one_line(capsys):
     assert main(["convert", "mlp", "--dataset", "digits", "--norm", "median", "--timesteps", "2"]) == 2
     err = capsys.readouterr().err
     assert "median" in err and "percentile" in err
+    assert main(["convert", "mlp", "--dataset", "digits", "--calibrate", "--calibration-iters", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--calibration-iters" in err and len(err.strip().splitlines()) == 1

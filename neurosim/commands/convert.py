@@ -2,11 +2,13 @@
 
     neurosim convert lenet5 --dataset mnist5k --set batchnorm=true --timesteps 4,8,16,32,64 --norm p99.9
     neurosim convert mlp --dataset mnist5k --activation qcfs --timesteps 4,8 --json
+    neurosim convert resnet_tiny --activation qcfs --signed --calibrate --timesteps 4,8
 
 Trained checkpoints are cached under ``runs/convert/`` (keyed by model, options, data set, epochs and
 seed), so a second call only converts and simulates. One simulation at the largest T gives the
 accuracy at every smaller T (the network is causal: the readout after t steps is what a t-step run
-returns). The plot of accuracy against timesteps is written next to the checkpoint (or to ``--plot``).
+returns). With ``--calibrate`` the network is calibrated for each T and simulated once per T
+instead. The plot of accuracy against timesteps is written next to the checkpoint (or to ``--plot``).
 """
 from __future__ import annotations
 
@@ -44,6 +46,8 @@ class ConvertReport:
     checkpoint: str = ""
     plot: str = ""
     overrides: dict = field(default_factory=dict)
+    signed: bool = False
+    calibrated: bool = False
 
     def to_dataframe(self):
         import pandas as pd
@@ -121,8 +125,14 @@ def run_convert(model: str, dataset: str = "mnist5k", timesteps=(4, 8, 16, 32, 6
                 checkpoint: str | None = None, norm: str = "p99.9", per_channel: bool = True, epochs: int = 8,
                 seed: int = 0, lr: float = 1e-3, calibration: int = 1000, test_samples: int | None = None,
                 encoding: str = "direct", plot: str | None = "", batch_size: int | None = None,
-                quiet: bool = False) -> ConvertReport:
-    """Train/load, convert, simulate at max(T) with a readout trace, and report accuracy per T."""
+                quiet: bool = False, signed: bool = False, calibrate: bool = False, calibration_iters: int = 1,
+                save_ir: str | None = None) -> ConvertReport:
+    """Train/load, convert, simulate at max(T) with a readout trace, and report accuracy per T.
+
+    ``signed``/``calibrate``: :func:`neurosim.convert`'s low-latency options; with ``calibrate`` one
+    network is calibrated and simulated per T. ``save_ir``: also write the converted network (the
+    one for the largest T) to this ``.npz`` path.
+    """
     import time
 
     import torch
@@ -139,13 +149,28 @@ def run_convert(model: str, dataset: str = "mnist5k", timesteps=(4, 8, 16, 32, 6
         test_set = test_set.subset(torch.arange(min(test_samples, len(test_set))))
     ann.eval()
     ann_acc = evaluate(ann, test_set)
-    t0 = time.perf_counter()
-    snn = neurosim.convert(ann, train_set.x[:calibration], norm=norm, per_channel=per_channel, encoding=encoding)
-    t_conv = time.perf_counter() - t0
     ts = sorted(timesteps)
-    res = snn.run(test_set.x, ts[-1], record_trace=True, batch_size=batch_size, seed=seed)
-    acc_t = res.accuracy_trace(test_set.y.numpy())
-    snn_acc = [float(acc_t[t - 1]) for t in ts]
+    kw = dict(norm=norm, per_channel=per_channel, encoding=encoding, signed=signed, calibration_samples=calibration)
+    t_conv = t_sim = 0.0
+    if calibrate:  # a network per T; no trace (each T is its own network)
+        snn_acc, acc_t = [], None
+        for t in ts:
+            t0 = time.perf_counter()
+            snn = neurosim.convert(ann, train_set.x[:calibration], calibrate=t, calibration_iters=calibration_iters, **kw)
+            t_conv += time.perf_counter() - t0
+            res = snn.run(test_set.x, t, batch_size=batch_size, seed=seed)
+            t_sim += res.wall_s
+            snn_acc.append(res.accuracy(test_set.y.numpy()))
+    else:
+        t0 = time.perf_counter()
+        snn = neurosim.convert(ann, train_set.x[:calibration], **kw)
+        t_conv = time.perf_counter() - t0
+        res = snn.run(test_set.x, ts[-1], record_trace=True, batch_size=batch_size, seed=seed)
+        t_sim = res.wall_s
+        acc_t = res.accuracy_trace(test_set.y.numpy())
+        snn_acc = [float(acc_t[t - 1]) for t in ts]
+    if save_ir:
+        snn.save(save_ir)
     from hw.workload import trace as trace_workload
 
     try:
@@ -154,12 +179,14 @@ def run_convert(model: str, dataset: str = "mnist5k", timesteps=(4, 8, 16, 32, 6
         macs = float("nan")
     png = ""
     if plot is not None:
-        png = plot or str(Path(ckpt).with_suffix("")) + f"-{norm}{'' if per_channel else '-layer'}-accuracy.png"
-        _plot(png, ts, snn_acc, ann_acc, f"{model} ({activation}) on {dataset}, {norm}", acc_t)
+        method = ("-signed" if signed else "") + ("-calibrated" if calibrate else "")
+        png = plot or str(Path(ckpt).with_suffix("")) + f"-{norm}{'' if per_channel else '-layer'}{method}-accuracy.png"
+        title = f"{model} ({activation}{method.replace('-', ', ')}) on {dataset}, {norm}"
+        _plot(png, ts, snn_acc, ann_acc, title, acc_t)
     return ConvertReport(model, dataset, activation, norm if activation != "qcfs" else "qcfs-threshold", per_channel,
                          ann_acc,
                          len(test_set), ts, snn_acc, res.total_spikes / res.batch, res.total_synops,
-                         macs, snn.n_neurons, t_conv, res.wall_s, str(ckpt), png, overrides)
+                         macs, snn.n_neurons, t_conv, t_sim, str(ckpt), png, overrides, signed, calibrate)
 
 
 def _plot(path: str, ts, snn_acc, ann_acc, title: str, trace=None):
@@ -200,6 +227,11 @@ def configure(p):
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="model option, e.g. --set batchnorm=true --set pool=max")
     p.add_argument("--encoding", default="direct", choices=["direct", "poisson"])
+    p.add_argument("--signed", action="store_true",
+                   help="signed IF neurons that take back early spikes (Wang et al. IJCAI 2022)")
+    p.add_argument("--calibrate", action="store_true",
+                   help="calibrate neuron biases for each T on the calibration data (Li et al. ICML 2021)")
+    p.add_argument("--calibration-iters", type=int, default=1, help="bias-calibration passes per layer (1)")
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
@@ -216,29 +248,23 @@ def configure(p):
 
         ts = _parse_timesteps(args.timesteps)
         parse_norm(args.norm)  # fail before training
+        if args.calibration_iters < 1:
+            raise NeurosimError(f"--calibration-iters takes a positive integer, got {args.calibration_iters}")
         overrides = _parse_sets(args.set)
         if args.activation:
             overrides["activation"] = args.activation
         rep = run_convert(args.model, args.dataset, ts, overrides=overrides, checkpoint=args.checkpoint,
                           norm=args.norm, per_channel=not args.per_layer, epochs=args.epochs, seed=args.seed,
                           lr=args.lr, calibration=args.calibration, test_samples=args.test_samples,
-                          encoding=args.encoding, plot=args.plot, quiet=args.json)
-        if args.save_ir:
-            import models
-            import neurosim
-            from models.train import resolve_dataset
-
-            ann = models.load(rep.checkpoint)
-            train_set, _ = resolve_dataset(args.dataset)
-            snn = neurosim.convert(ann, train_set.x[:args.calibration], norm=args.norm, per_channel=not args.per_layer,
-                                   encoding=args.encoding)
-            snn.save(args.save_ir)
+                          encoding=args.encoding, plot=args.plot, quiet=args.json, signed=args.signed,
+                          calibrate=args.calibrate, calibration_iters=args.calibration_iters, save_ir=args.save_ir)
         if args.json:
             emit(rep, True)
         else:
             gran = "" if rep.activation == "qcfs" else (" per channel" if rep.per_channel else " per layer")
+            extra = ("; signed neurons" if rep.signed else "") + ("; biases calibrated per T" if rep.calibrated else "")
             title = (f"{rep.model} ({rep.activation}) on {rep.dataset}: ANN {100 * rep.ann_accuracy:.2f}% "
-                     f"on {rep.test_samples} test samples; norm {rep.norm}{gran}")
+                     f"on {rep.test_samples} test samples; norm {rep.norm}{gran}{extra}")
             emit(rep, False, title=title, float_format="{:.2f}")
             print(f"at T={rep.timesteps[-1]}: {rep.spikes_per_sample:,.0f} spikes and {rep.synops_per_sample:,.0f} "
                   f"synaptic ops per sample (ANN: {rep.ann_macs_per_sample:,.0f} MACs), {rep.neurons:,} neurons; "
