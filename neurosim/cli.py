@@ -97,4 +97,8 @@ def _json_default(o):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m neurosim.cli` runs this file as __main__, a second copy of the module: the commands
+    # register with neurosim.cli, so run that one's main.
+    from neurosim.cli import main as _main
+
+    sys.exit(_main())

@@ -112,3 +112,15 @@ def test_cli_train_and_models(tmp_path, capsys):
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["resnet50"]["params"] == 25_557_032 and rows["resnet50"]["reference"] == "torchvision resnet50"
     assert "gpt2" not in rows
+
+
+@pytest.mark.parametrize("module", ["neurosim", "neurosim.cli"])
+def test_python_dash_m_runs_the_cli(module):
+    """`python -m neurosim` and `python -m neurosim.cli` see every subcommand (not an empty registry)."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", module, "hw", "list", "--json"], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert any(row["key"] == "h200" for row in json.loads(r.stdout))

@@ -38,6 +38,7 @@ def configure(p):
         emit(_Maps(maps), args.json)
         if not args.json:
             for m in maps:
-                print(f"{m.chip_name}: {m.cores} neurocores -> {m.chips} chip(s) of {m.cores_per_chip} cores")
+                print(f"{m.chip_name}: {m.cores} neurocores -> {m.chips} chip(s) of {m.cores_per_chip} cores"
+                      + ("" if m.supported else f"; UNSUPPORTED: {m.note}"))
 
     return run
