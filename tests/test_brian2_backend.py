@@ -49,6 +49,65 @@ def test_cnn_pooling_residual_maxpool_matches_ir():
         assert r.spike_counts[k] == c.sum(), k
 
 
+def test_signed_mlp_matches_ir_events_and_net_counts():
+    net = mlp(seed=3, signed=True)
+    x = np.random.default_rng(5).uniform(-1, 1, (4, 16)).astype(np.float32)
+    ref, counts, events = reference_run(net, x, 10, events=True)
+    assert sum(e.sum() for e in events.values()) > sum(c.sum() for c in counts.values())  # -1 spikes occur
+    r = net.run(x, 10, backend="brian2", record_trace=True, record_counts=True, batch_size=3)  # 2 chunks
+    np.testing.assert_allclose(r.output, ref, atol=1e-5)
+    np.testing.assert_allclose(r.trace[-1], r.output, atol=1e-6)
+    for k in counts:
+        assert r.spike_counts[k] == events[k].sum(), k
+        np.testing.assert_array_equal(r.counts[k], counts[k])
+        assert r.firing_rates[k] == pytest.approx(events[k].sum() / (24 * 10 * 4))
+    fan = (net.nodes["fc3"].weight != 0).sum(0)
+    assert r.synops["fc3"] == pytest.approx((events["n2"].sum(0) * fan).sum() / 4)  # -1 spikes are synops too
+
+
+def test_signed_cnn_maxpool_falls_and_spike_readout_sums_signed_spikes():
+    import torch
+    import torch.nn.functional as F
+
+    net = cnn(seed=2, signed=True)
+    x = np.random.default_rng(4).uniform(-1, 1, (3, 1, 8, 8)).astype(np.float32)
+    T = 10
+    ref, counts, events = reference_run(net, x, T, events=True)
+    for k in ("n2", "n3", "out"):
+        assert events[k].sum() > counts[k].sum(), k
+    r = net.run(x, T, backend="brian2", record_counts=True)
+    np.testing.assert_allclose(r.output, ref, atol=1e-5)  # the readout: net counts
+    for k in counts:
+        assert r.spike_counts[k] == events[k].sum(), k
+        np.testing.assert_array_equal(r.counts[k], counts[k])
+    # the max-pool's events (its window maximum of n3's net counts rises and falls) drive fc's synops
+    mx = [F.max_pool2d(torch.as_tensor(reference_run(net, x, t)[1]["n3"]), 2).numpy() for t in range(1, T + 1)]
+    steps = np.diff(np.stack([np.zeros_like(mx[0])] + mx), axis=0)
+    assert (steps < 0).any()
+    fan = (net.nodes["fc"].weight != 0).sum(0)
+    assert r.synops["fc"] == pytest.approx((np.abs(steps).sum((0, 1)).reshape(-1) * fan).sum() / 3)
+
+
+def test_maxpool_of_poisson_input_follows_signed_input_counts():
+    import torch
+
+    from neurosim.encoding import encode
+    from neurosim.ir import Encoding, Flatten, Linear, Neurons, Readout, SpikeMaxPool2d, SpikingNetwork
+
+    rng = np.random.default_rng(0)
+    net = SpikingNetwork(input_shape=(2, 4, 4), nodes={
+        "mp": SpikeMaxPool2d("input", kernel_size=2), "flat": Flatten("mp"),
+        "fc": Linear("flat", weight=rng.normal(0, 1, (3, 8))),
+        "n": Neurons("fc", shape=(3,), threshold=1.0, v_init=0.5, signed=True),
+        "out": Linear("n", weight=rng.normal(0, 1, (4, 3)))}, readout=Readout("out"), encoding=Encoding("poisson"))
+    x = rng.uniform(-1, 1, (3, 2, 4, 4)).astype(np.float32)
+    e, _ = encode(net.encoding, torch.as_tensor(x), 12, generator=torch.Generator().manual_seed(9))
+    ref, counts, events = reference_run(net, x, 12, encoded=e.numpy(), events=True)
+    r = net.run(x, 12, backend="brian2", seed=9)
+    np.testing.assert_allclose(r.output, ref, atol=1e-5)
+    assert r.spike_counts["n"] == events["n"].sum()
+
+
 def test_poisson_input_uses_the_shared_encoder():
     import torch
 

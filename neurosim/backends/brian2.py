@@ -2,26 +2,40 @@
 
 Lowering (sources and terms from :mod:`neurosim.backends._terms`):
 
-* every Neurons population: a ``NeuronGroup`` with ``v``, per-neuron ``vth`` and ``bias``,
-  ``threshold="v > vth"`` (strict, as the IR) and ``reset="v -= vth"`` (subtractive) or
-  ``"v = v_reset"``; the leak and the constant currents are one ``run_regularly``
-  ``v = leak * v + I + bias`` per step;
+* every Neurons population: a ``NeuronGroup`` with ``v``, per-neuron ``vth`` and ``bias`` and the net
+  spike count ``count`` (C), ``threshold="v > vth"`` (strict, as the IR) and
+  ``reset="v -= vth; count += 1"`` (subtractive) or ``"v = v_reset; ..."``; the leak and the constant
+  currents are one ``run_regularly`` ``v = leak * v + I + bias`` per step;
+* a **signed** population also has a custom event ``negspike`` with condition
+  ``v < 0 and count > 0`` (the IR's ``v < 0 and C_{t-1} > 0``; it cannot coincide with a spike since
+  ``vth > 0``), run on the same updated ``v`` right after the spike threshold and before both resets,
+  and its own reset ``v += vth; count -= 1; nneg += 1`` (``run_on_event``). So ``count`` is the net
+  count C and a neuron's events are ``count + 2 * nneg``;
 * every term (a linear path from a source): one ``Synapses`` object with index arrays ``(i, j)`` and
   weights ``w`` (dense or convolutional connectivity; an average pool before a convolution is folded
-  into the kernel): ``on_pre="v_post += w"`` from spiking sources, a summed variable
+  into the kernel): ``on_pre="v_post += w"`` from spiking sources (from a signed source also a
+  pathway ``neg: v_post -= w`` with ``on_event={"neg": "negspike"}``), a summed variable
   ``I_k_post = w * x_pre (summed)`` from the (analog) input group;
 * the input: a ``NeuronGroup`` whose ``x`` is set every step from a 2-D ``TimedArray`` (direct current
-  or the shared Poisson spikes of :func:`neurosim.encoding.encode`);
-* SpikeMaxPool2d: a group holding the running window maximum of its sources' spike counts
-  (``on_pre: mx_post = clip(count_pre, mx_post, inf)``) that spikes when the maximum grows,
-  ``threshold="mx > emitted"``, ``reset="emitted += 1"``;
-* readout: a group accumulating the readout current (membrane) or the population's own counts.
+  or the shared Poisson spikes of :func:`neurosim.encoding.encode`); a max-pool reading the Poisson
+  input directly also gets the input's running count ``count += x``;
+* SpikeMaxPool2d, unsigned source (counts only grow): a group holding the running window maximum of
+  its source's counts (``on_pre: mx_post = clip(count_pre, mx_post, inf)``) that spikes when the
+  maximum grows, ``threshold="mx > emitted"``, ``reset="emitted += 1"``. Signed source (the Poisson
+  input, a signed population or a max-pool of one): a count can fall and so can the maximum, by at
+  most 1 per step, so the group's net count ``count`` (= the window maximum of the source's counts
+  before the step) follows two summed variables over the window, ``nup = #(count_pre > count_post)``
+  and ``nat = #(count_pre >= count_post)``: a spike when ``nup > 0`` (``count += 1``), a ``negspike``
+  when ``nat == 0`` (``count -= 1``);
+* readout: a group accumulating the readout current (membrane) or the population's own net counts
+  (spike count: signed spikes summed).
 
 Step order. Brian2's default schedule runs all groups, then all thresholds, then all synapses, then
 all resets, so a spike would reach the next layer one step late. The IR has no synaptic delay, so
 every object is put in the ``groups`` slot and ordered by the IR's node order: for each population,
-its summed inputs, its update, its incoming spike pathways, its threshold, its reset; then the next
-population. A spike emitted at step ``t`` is integrated downstream in step ``t``, as in the IR.
+its summed inputs, its update, its incoming spike pathways (positive, then negative), its threshold,
+its ``negspike`` condition, its reset, its ``negspike`` reset; then the next population. A spike
+emitted at step ``t`` is integrated downstream in step ``t``, as in the IR.
 
 Batching: samples are independent, so a chunk of samples is simulated side by side (every group
 and synapse replicated per sample) in one ``Network.run`` of ``T`` steps. The network is built once;
@@ -55,18 +69,20 @@ class _Chunked:
     passed in the run namespace)."""
 
     def __init__(self, net: SpikingNetwork, low: Lowering, nb: int, n_in: int, T: int, dt_s: float,
-                 record_trace: bool):
+                 record_trace: bool, record_counts: bool = False):
         import brian2 as b2
 
         self.b2, self.nb, self.n_in, self.T = b2, nb, n_in, T
         self.dt = dt_s * b2.second
         b2.defaultclock.dt = self.dt
-        (self.bnet, self.var_grp, self.var, self.mon, self.groups, self.net) = _build(net, low, nb, T, record_trace,
-                                                                                       self.dt)
+        self.record_counts = record_counts
+        (self.bnet, self.var_grp, self.var, self.mon, self.groups, self.net, self.signed) = _build(
+            net, low, nb, T, record_trace, self.dt)
         self.bnet.store("start")
 
     def run(self, e: np.ndarray):
-        """``e`` [T, b, n_in] with b <= nb; returns (readout [b, C], trace or None, events per source)."""
+        """``e`` [T, b, n_in] with b <= nb; returns (readout [b, C], trace or None, events per source,
+        net counts per population [b, *shape] or None)."""
         b2, nb, T = self.b2, self.nb, self.T
         b = e.shape[1]
         full = np.zeros((T, nb, self.n_in))
@@ -81,9 +97,19 @@ class _Chunked:
         if self.mon is not None:
             tr = np.asarray(getattr(self.mon, self.var), np.float64)  # [nb*C, T]
             trace = (tr.T.reshape(T, nb, C) / np.arange(1, T + 1).reshape(T, 1, 1) * ro.scale)[:, :b]
-        events = {k: np.asarray(g.count[:], np.float64).reshape(nb, -1)[:b].sum(0)
-                  for k, g in self.groups.items() if k != INPUT}
-        return acc * ro.scale / T, trace, events
+        events = {}
+        for k, g in self.groups.items():
+            if k == INPUT:
+                continue
+            ev = np.asarray(g.count[:], np.float64)
+            if k in self.signed:  # events = positive + negative spikes = net count + 2 * negative spikes
+                ev = ev + 2 * np.asarray(g.nneg[:], np.float64)
+            events[k] = ev.reshape(nb, -1)[:b].sum(0)
+        counts = None
+        if self.record_counts:
+            counts = {k: np.asarray(self.groups[k].count[:]).reshape(nb, *net.shapes[k])[:b].astype(np.int32)
+                      for k in net.populations}
+        return acc * ro.scale / T, trace, events, counts
 
 
 def _build(net: SpikingNetwork, low: Lowering, nb: int, T: int, record_trace: bool, dt):
@@ -92,11 +118,22 @@ def _build(net: SpikingNetwork, low: Lowering, nb: int, T: int, record_trace: bo
     order = iter(range(10 ** 6))
     objs = []
     n_in = int(np.prod(net.input_shape))
-    inp = b2.NeuronGroup(nb * n_in, "x : 1", name="inp")
-    inp.run_regularly("x = e_in(t, i)", when="groups", order=next(order), name="inp_set")
+    if INPUT in low.maxpools.values():  # a max-pool of the (Poisson) input needs the input's counts
+        inp = b2.NeuronGroup(nb * n_in, "x : 1\ncount : 1", name="inp")
+        inp.run_regularly("x = e_in(t, i)\ncount += x", when="groups", order=next(order), name="inp_set")
+    else:
+        inp = b2.NeuronGroup(nb * n_in, "x : 1", name="inp")
+        inp.run_regularly("x = e_in(t, i)", when="groups", order=next(order), name="inp_set")
     objs.append(inp)
     groups = {INPUT: inp}
+    # sources that emit -1 spikes (a ``negspike`` event; the input's -1 are values of x, not events)
+    signed = set()
     sizes = {k: int(np.prod(s)) for k, s in net.shapes.items()}
+
+    def schedule(*runners):
+        """Put code objects in the ``groups`` slot, in this order, after everything scheduled so far."""
+        for r in runners:
+            r.when, r.order = "groups", next(order)
 
     def connect(src_name, tgt_group, term, code_target, k, summed=False):
         i, j, w = term.coo()
@@ -107,12 +144,28 @@ def _build(net: SpikingNetwork, low: Lowering, nb: int, T: int, record_trace: bo
             sdt = T * dt if net.encoding.kind == "direct" else dt
             syn = b2.Synapses(groups[src_name], tgt_group, model=f"w : 1\n{code_target}_post = w * x_pre : 1 (summed)",
                               name=f"syn_{tgt_group.name}_{k}", dt=sdt)
+        elif src_name in signed:
+            syn = b2.Synapses(groups[src_name], tgt_group, model="w : 1",
+                              on_pre={"pre": f"{code_target}_post += w", "neg": f"{code_target}_post -= w"},
+                              on_event={"pre": "spike", "neg": "negspike"}, name=f"syn_{tgt_group.name}_{k}")
         else:
             syn = b2.Synapses(groups[src_name], tgt_group, model="w : 1", on_pre=f"{code_target}_post += w",
                               name=f"syn_{tgt_group.name}_{k}")
         syn.connect(i=ii.astype(np.int32), j=jj.astype(np.int32))
         syn.w = ww
         return syn
+
+    def pathways(syn, src_name):
+        """The event pathways of a synapse from ``src_name``: ``pre`` (spikes), then ``neg`` (-1 spikes)."""
+        return [syn.pre, syn.neg] if src_name in signed else [syn.pre]
+
+    def schedule_events(grp):
+        """Threshold, ``negspike`` condition (same updated state), reset, ``negspike`` reset."""
+        if "negspike" in grp.events:
+            schedule(grp.thresholder["spike"], grp.thresholder["negspike"], grp.resetter["spike"],
+                     grp.resetter["negspike"])
+        else:
+            schedule(grp.thresholder["spike"], grp.resetter["spike"])
 
     def add_target(tname, grp, var, nmax):
         """Terms of target ``tname`` into ``grp``: summed analog inputs first, pathways after."""
@@ -134,7 +187,15 @@ def _build(net: SpikingNetwork, low: Lowering, nb: int, T: int, record_trace: bo
             isum = [f"I{k}" for k, t in enumerate(tg.terms) if t.source == INPUT]
             model = "v : 1\nvth : 1 (constant)\nbias : 1 (constant)\ncount : 1\n" + "".join(f"{s} : 1\n" for s in isum)
             reset = ("v -= vth" if n.reset == "subtract" else f"v = {n.v_reset!r}") + "\ncount += 1"
-            grp = b2.NeuronGroup(nb * N, model, threshold="v > vth", reset=reset, name=f"pop_{len(groups)}")
+            if n.signed:
+                # -1 spike: v < 0 with a positive net count (count is C_{t-1}: tested before the resets);
+                # v < 0 < vth, so it never coincides with a +1 spike
+                grp = b2.NeuronGroup(nb * N, model + "nneg : 1\n", threshold="v > vth", reset=reset,
+                                     events={"negspike": "v < 0 and count > 0"}, name=f"pop_{len(groups)}")
+                grp.run_on_event("negspike", "v += vth\ncount -= 1\nnneg += 1")
+                signed.add(name)
+            else:
+                grp = b2.NeuronGroup(nb * N, model, threshold="v > vth", reset=reset, name=f"pop_{len(groups)}")
             grp.vth = np.tile(np.broadcast_to(n.threshold, n.shape).reshape(-1), nb)
             grp.bias = np.tile(np.broadcast_to(tg.const, n.shape).reshape(-1), nb)
             grp.v = np.tile(np.broadcast_to(n.v_init, n.shape).reshape(-1), nb)
@@ -145,15 +206,22 @@ def _build(net: SpikingNetwork, low: Lowering, nb: int, T: int, record_trace: bo
             grp.run_regularly(upd, when="groups", order=next(order), name=f"{grp.name}_update")
             for k, term in spiking:
                 syn = connect(term.source, grp, term, "v", k)
-                syn.pre.when, syn.pre.order = "groups", next(order)
+                schedule(*pathways(syn, term.source))
                 objs.append(syn)
-            grp.thresholder["spike"].when, grp.thresholder["spike"].order = "groups", next(order)
-            grp.resetter["spike"].when, grp.resetter["spike"].order = "groups", next(order)
+            schedule_events(grp)
         elif isinstance(n, SpikeMaxPool2d):
             src = low.maxpools[name]
             N = sizes[name]
-            grp = b2.NeuronGroup(nb * N, "mx : 1\nemitted : 1\ncount : 1", threshold="mx > emitted",
-                                 reset="emitted += 1\ncount += 1", name=f"maxpool_{len(groups)}")
+            src_signed = src in signed or src == INPUT
+            if src_signed:
+                grp = b2.NeuronGroup(nb * N, "count : 1\nnneg : 1\nnup : 1\nnat : 1", threshold="nup > 0",
+                                     reset="count += 1", events={"negspike": "nat == 0"},
+                                     name=f"maxpool_{len(groups)}")
+                grp.run_on_event("negspike", "count -= 1\nnneg += 1")
+                signed.add(name)
+            else:
+                grp = b2.NeuronGroup(nb * N, "mx : 1\nemitted : 1\ncount : 1", threshold="mx > emitted",
+                                     reset="emitted += 1\ncount += 1", name=f"maxpool_{len(groups)}")
             # which inputs each output reads: the window of a max-pool (padding reads nothing)
             import torch
             import torch.nn.functional as F
@@ -166,12 +234,20 @@ def _build(net: SpikingNetwork, low: Lowering, nb: int, T: int, record_trace: bo
             i = cols.numpy()[c_, k_, l_].astype(np.int64) - 1
             j = c_ * L + l_
             ii, jj, _ = _tile_coo(i, j, np.zeros(len(i)), sizes[src], N, nb)
-            syn = b2.Synapses(groups[src], grp, on_pre="mx_post = clip(count_pre, mx_post, inf)",
-                              name=f"syn_{grp.name}")
+            if src_signed:
+                # window inputs above / at the maximum so far (the source's counts are already updated)
+                syn = b2.Synapses(groups[src], grp, model="nup_post = int(count_pre > count_post) : 1 (summed)\n"
+                                                          "nat_post = int(count_pre >= count_post) : 1 (summed)",
+                                  name=f"syn_{grp.name}")
+            else:
+                syn = b2.Synapses(groups[src], grp, on_pre="mx_post = clip(count_pre, mx_post, inf)",
+                                  name=f"syn_{grp.name}")
             syn.connect(i=ii.astype(np.int32), j=jj.astype(np.int32))
-            syn.pre.when, syn.pre.order = "groups", next(order)
-            grp.thresholder["spike"].when, grp.thresholder["spike"].order = "groups", next(order)
-            grp.resetter["spike"].when, grp.resetter["spike"].order = "groups", next(order)
+            if src_signed:
+                schedule(syn.summed_updaters["nup_post"], syn.summed_updaters["nat_post"])
+            else:
+                schedule(syn.pre)
+            schedule_events(grp)
             groups[name] = grp
             objs += [grp, syn]
     ro = net.readout
@@ -188,7 +264,7 @@ def _build(net: SpikingNetwork, low: Lowering, nb: int, T: int, record_trace: bo
                            name="readout_update")
         for k, term in spiking:
             syn = connect(term.source, rgrp, term, "acc", k)
-            syn.pre.when, syn.pre.order = "groups", next(order)
+            schedule(*pathways(syn, term.source))
             objs.append(syn)
         var_grp, var = rgrp, "acc"
     else:
@@ -197,20 +273,21 @@ def _build(net: SpikingNetwork, low: Lowering, nb: int, T: int, record_trace: bo
     if record_trace:
         mon = b2.StateMonitor(var_grp, var, record=True, when="end", name="trace")
         objs.append(mon)
-    return b2.Network(*objs), var_grp, var, mon, groups, net
+    return b2.Network(*objs), var_grp, var, mon, groups, net, signed
 
 
 @register_backend("brian2", precisions=("float",),
                   description="Brian2 NeuronGroups + Synapses (subtractive reset), same-step propagation")
 def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *, target: str = "numpy",
-        seed: int = 0, record_trace: bool = False, batch_size: int | None = None, dt_s: float | None = None,
-        max_synapses: int = 4_000_000) -> SimResult:
+        seed: int = 0, record_trace: bool = False, record_counts: bool = False, batch_size: int | None = None,
+        dt_s: float | None = None, max_synapses: int = 4_000_000) -> SimResult:
     """Run ``net`` in Brian2 for ``timesteps`` steps on ``inputs`` [batch, *input_shape].
 
     ``target``: Brian2 code generation target, ``"numpy"`` (default, no compiler) or ``"cython"``.
     ``dt_s``: the clock step (default the IR's ``metadata["dt_s"]`` or 1 ms; results do not depend on
     it, every update is per step). ``batch_size``: samples simulated side by side (default: as many
     as keep the replicated synapses under ``max_synapses``). ``seed``: Poisson encoding.
+    ``record_counts``: every neuron's net spike count C_T (``SimResult.counts``).
     """
     import brian2 as b2
     import torch
@@ -233,14 +310,15 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
         batch_size = int(max(1, min(B, max_synapses // per_sample)))
     old_target = b2.prefs.codegen.target
     b2.prefs.codegen.target = target
-    outs, traces, events = [], [], {}
+    outs, traces, events, pop_counts = [], [], {}, []
     t0 = time.perf_counter()
     try:
         b2.start_scope()
-        sim = _Chunked(net, low, min(batch_size, B), e.shape[2], T, dt_s, record_trace)
+        sim = _Chunked(net, low, min(batch_size, B), e.shape[2], T, dt_s, record_trace, record_counts)
         for s in range(0, B, batch_size):
-            out, tr, ev = sim.run(e[:, s:s + batch_size])
+            out, tr, ev, cn = sim.run(e[:, s:s + batch_size])
             outs.append(out)
+            pop_counts.append(cn)
             if record_trace:
                 traces.append(tr)
             for k, v in ev.items():
@@ -255,7 +333,9 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
     return SimResult(output=output, predictions=output.argmax(1), timesteps=T, spike_counts=counts,
                      neurons=neurons, firing_rates={k: counts[k] / (neurons[k] * T * B) for k in neurons},
                      synops=synops(net, events, B, T), backend="brian2", precision=precision, batch=B,
-                     wall_s=wall, trace=np.concatenate(traces, 1).astype(np.float32) if record_trace else None)
+                     wall_s=wall, trace=np.concatenate(traces, 1).astype(np.float32) if record_trace else None,
+                     counts={k: np.concatenate([c[k] for c in pop_counts]) for k in net.populations}
+                     if record_counts else None)
 
 
 def _lowering(net: SpikingNetwork) -> Lowering:
