@@ -1,6 +1,7 @@
 """Cross-backend agreement on converted networks (digits MLP and a residual CNN with max- and
-average pooling, 40 images): Lava float predicts exactly what snntorch predicts and counts the same spikes,
-Brian2 agrees on >= 99% of predictions, Lava fixed point agrees with Lava float on >= 97%."""
+average pooling, the CNN also with signed neurons and biases calibrated for T; 40 images): Lava float
+predicts exactly what snntorch predicts and counts the same spikes, Brian2 agrees on >= 99% of
+predictions, Lava fixed point agrees with Lava float on >= 97%."""
 from __future__ import annotations
 
 import sys
@@ -17,11 +18,14 @@ N = 40
 lava_ok = sys.version_info[:2] == (3, 10)
 
 
-@pytest.fixture(scope="module", params=["mlp", "cnn"])
+@pytest.fixture(scope="module", params=["mlp", "cnn", "cnn_signed"])
 def case(request):
-    net = converted(request.param)
+    net = converted("cnn", signed=True, calibrate=T) if request.param == "cnn_signed" else converted(request.param)
     x, y = sample_inputs(N)
     ref = net.run(x, T, backend="snntorch")
+    if request.param == "cnn_signed":  # the case must exercise -1 spikes
+        counts = net.run(x, T, backend="snntorch", record_counts=True).counts
+        assert sum(ref.spike_counts.values()) > sum(float(c.sum()) for c in counts.values())
     return request.param, net, x, y, ref
 
 
