@@ -11,9 +11,12 @@ images: the ANN (one batched forward), then the converted SNN for T steps with
 * ``layer/snntorch``: layer by layer, neurons stepped through ``snntorch.Leaky`` (T calls per layer);
 * ``layer/torch``: layer by layer, our in-place torch neuron update;
 * ``step/snntorch``: the textbook loop (for t: for layer: ...) with ``snntorch.Leaky``, which is what
-  an snntorch user writes.
+  an snntorch user writes;
+* ``layer/auto/signed``, ``step/torch/signed``: the same network converted with signed neurons
+  (``neurosim.convert(..., signed=True)``; Leaky has no negative spike, so the textbook loop runs our
+  torch update): what taking back spikes costs in the fused kernel and in the loop.
 
-All four give identical spikes (``tests/test_snntorch.py``). Reported: samples/s, the SNN's slowdown
+The four unsigned configurations give identical spikes (``tests/test_snntorch.py``). Reported: samples/s, the SNN's slowdown
 against the ANN, the speed-up over the textbook loop, peak RSS of the process and what the run added
 to it (``added_rss_mib``: above the RSS after imports, data and model). Ratios from one run are the
 numbers to quote; absolute times depend on the machine and its load. Uses the checkpoints that
@@ -33,7 +36,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 MODELS = {"mlp": {}, "lenet5": {"batchnorm": True, "pool": "max"}, "resnet_tiny": {}}
-CONFIGS = [("layer", "auto"), ("layer", "snntorch"), ("layer", "torch"), ("step", "snntorch")]
+CONFIGS = [("layer", "auto"), ("layer", "snntorch"), ("layer", "torch"), ("step", "snntorch"),
+           ("layer", "auto", "signed"), ("step", "torch", "signed")]
 
 
 def _model(name: str):
@@ -73,15 +77,15 @@ def _worker(q, name, what, samples, T, threads, repeat):
                "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                "added_rss_mib": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024})
         return
-    mode, impl = what
-    net = neurosim.convert(model, train.x[:500])
+    mode, impl, *flags = what
+    net = neurosim.convert(model, train.x[:500], signed="signed" in flags)
     net.run(x[:2], 2, mode=mode, neuron_impl=impl)  # warm-up (numba compiles or loads its cache)
     dt = float("inf")
     for _ in range(repeat):
         t = time.perf_counter()
         r = net.run(x, T, mode=mode, neuron_impl=impl)
         dt = min(dt, time.perf_counter() - t)
-    q.put({"model": name, "config": f"{mode}/{impl}", "samples_per_s": samples / dt, "weights": src,
+    q.put({"model": name, "config": "/".join(what), "samples_per_s": samples / dt, "weights": src,
            "spikes_per_sample": r.total_spikes / samples, "synops_per_sample": r.total_synops,
            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
            "added_rss_mib": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024})
@@ -104,7 +108,7 @@ def main(argv=None):
     ap.add_argument("--timesteps", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3, help="best of N timings per configuration")
-    ap.add_argument("--configs", default=",".join(f"{m}/{i}" for m, i in CONFIGS))
+    ap.add_argument("--configs", default=",".join("/".join(c) for c in CONFIGS))
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     import pandas as pd
