@@ -217,7 +217,7 @@ class PyConversionNeuronsFixed(_FailFast):
     same parameters up to the reset (subtractive here, to zero there)."""
 
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=2)  # -1/0/1 (1 bit unsigned)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=2)  # -1/0/1 (2 bits, signed)
     v: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     vth: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=17)
     bias: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=13)
