@@ -55,3 +55,30 @@ def test_brian2_agrees(case):
     assert _agree(r.predictions, ref.predictions) >= 0.99
     for k, c in ref.spike_counts.items():
         assert r.spike_counts[k] == pytest.approx(c, rel=5e-3, abs=2), k
+
+
+def test_weighted_shortcut_is_a_depthwise_conv_not_a_dense_matrix():
+    """The residual CNN's shortcut (max-pool spikes -> per-channel Add weight) lowers to a 1x1 depthwise
+    convolution for Lava and Brian2, equal to the dense matrix it replaces; a zoo ResNet on 28x28
+    inputs (12,544-neuron shortcuts) then fits, where a dense matrix would need 157M entries."""
+    import torch
+
+    from neurosim.backends._terms import MAX_DENSE_ENTRIES, Lowering
+
+    net = converted("cnn")
+    terms = [t for tg in Lowering(net).targets.values() for t in tg.terms if [k for k, _ in t.ops] == ["scale"]]
+    assert terms
+    for t in terms:
+        w, stride, padding, dilation, groups = t.conv_form()
+        assert w.shape == (t.in_shape[0], 1, 1, 1) and groups == t.in_shape[0]
+        x = torch.rand(3, *t.in_shape, dtype=torch.float64)
+        conv = torch.nn.functional.conv2d(x, torch.as_tensor(w), None, stride, padding, dilation, groups)
+        assert torch.allclose(conv, t.apply(x))
+    import models
+    import neurosim
+
+    torch.manual_seed(0)
+    res = neurosim.convert(models.create("resnet_tiny").eval(), torch.rand(16, 1, 28, 28))
+    for tg in Lowering(res).targets.values():
+        for t in tg.terms:
+            assert t.conv_form() is not None or t.n_in * t.n_out <= MAX_DENSE_ENTRIES, t.describe()

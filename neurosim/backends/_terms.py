@@ -16,7 +16,8 @@ synaptic delay, the composition is exact: ``I_t`` is the IR's current to float r
 A term is kept as a convolution when its path is ``[AvgPool/SumPool (kernel == stride, no padding)]
 -> Conv2d -> [per-channel scale] -> [Flatten]``: pooling followed by a convolution is itself a
 convolution with stride ``s_conv * k`` and kernel ``K[a*k + b] = w[a] * p`` (``p`` the pool weight),
-so a CNN with average pooling needs no dense matrices. Any other path is materialised as a dense
+so a CNN with average pooling needs no dense matrices. A path of per-channel scales alone (a residual
+shortcut weighted by an Add) is a 1x1 depthwise convolution. Any other path is materialised as a dense
 matrix (by pushing the identity through the ops), which is exact but grows as ``n_in * n_out``.
 """
 from __future__ import annotations
@@ -68,23 +69,19 @@ class Term:
         ops = [o for o in self.ops if o[0] != "flatten" or o is not self.ops[-1]]
         if any(k == "flatten" for k, _ in ops):
             return None
+        if ops and all(k == "scale" for k, _ in ops) and len(self.in_shape) == 3:
+            scale = self._channel_scale(ops, self.in_shape[0])  # a weighted shortcut: 1x1 depthwise
+            return (None if scale is None else
+                    (scale[:, None, None, None], (1, 1), (0, 0), (1, 1), int(self.in_shape[0])))
         pool = None
         if ops and ops[0][0] == "pool":
             pool, ops = ops[0][1], ops[1:]
         if not ops or ops[0][0] != "conv":
             return None
         conv, rest = ops[0][1], ops[1:]
-        scale = np.ones((conv.weight.shape[0],), np.float64)
-        for k, s in rest:
-            if k != "scale":
-                return None
-            s = np.asarray(s, np.float64)
-            if s.size == 1:
-                scale = scale * float(s.reshape(-1)[0])
-            elif s.shape == (conv.weight.shape[0], 1, 1) or s.shape == (conv.weight.shape[0],):
-                scale = scale * s.reshape(-1)
-            else:
-                return None
+        scale = self._channel_scale(rest, conv.weight.shape[0])
+        if scale is None:
+            return None
         w = conv.weight.astype(np.float64) * scale[:, None, None, None]
         stride, padding, dilation = conv.stride, conv.padding, conv.dilation
         if pool is not None:
@@ -99,6 +96,23 @@ class Term:
             stride = (stride[0] * k[0], stride[1] * k[1])
             padding = (padding[0] * k[0], padding[1] * k[1])
         return w, tuple(stride), tuple(padding), tuple(dilation), int(conv.groups)
+
+    @staticmethod
+    def _channel_scale(ops, channels: int) -> np.ndarray | None:
+        """The product of ``("scale", s)`` ops as one factor per channel, or None if another op or a
+        per-position scale is among them."""
+        scale = np.ones((channels,), np.float64)
+        for k, s in ops:
+            if k != "scale":
+                return None
+            s = np.asarray(s, np.float64)
+            if s.size == 1:
+                scale = scale * float(s.reshape(-1)[0])
+            elif s.shape == (channels, 1, 1) or s.shape == (channels,):
+                scale = scale * s.reshape(-1)
+            else:
+                return None
+        return scale
 
     def dense(self) -> np.ndarray:
         """The term as a matrix [n_out, n_in] over IR-flattened (row-major C, H, W) indices (float64)."""
