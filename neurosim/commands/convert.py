@@ -277,14 +277,15 @@ def configure(p):
 
 
 def demo_step():
-    """`make demo`: an MLP on MNIST-5k with ReLU and with QCFS training, ANN vs SNN at each T."""
+    """`make demo`: an MLP on MNIST-5k with ReLU and with QCFS training, and the QCFS ResNet with signed
+    neurons and biases calibrated per T, ANN vs SNN at each T."""
     import pandas as pd
 
     frames = []
-    for act in ("relu", "qcfs"):
-        rep = run_convert("mlp", "mnist5k", [4, 8, 16, 32, 64], overrides={"activation": act}, epochs=8,
-                          quiet=True)
+    for model, act, ts, kw in (("mlp", "relu", [4, 8, 16, 32, 64], {}), ("mlp", "qcfs", [4, 8, 16, 32, 64], {}),
+                               ("resnet_tiny", "qcfs", [4, 8], {"signed": True, "calibrate": True})):
+        rep = run_convert(model, "mnist5k", ts, overrides={"activation": act}, epochs=8, quiet=True, **kw)
         df = rep.to_dataframe()
-        df.insert(0, "model", f"mlp/{act}")
+        df.insert(0, "model", f"{model}/{act}" + ("/signed+calibrated" if kw else ""))
         frames.append(df)
     return pd.concat(frames, ignore_index=True)

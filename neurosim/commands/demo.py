@@ -1,7 +1,8 @@
 """`neurosim demo`: the main job on bundled data (what `make demo` runs).
 
 1. profile every zoo model on the meta device (params, MACs, FLOPs, bytes);
-2. train an MLP on MNIST-5k with ReLU and with QCFS, convert both to SNNs, ANN vs SNN accuracy per T;
+2. train an MLP on MNIST-5k with ReLU and with QCFS and a QCFS ResNet, convert them to SNNs (the ResNet
+   with signed neurons and biases calibrated per T), ANN vs SNN accuracy per T;
 3. run every study's ``--quick`` sweep into ``OUT/results.sqlite`` and write the combined report.
 
 Each step is resumable: checkpoints and study rows are reused on a second run.
