@@ -3,11 +3,12 @@
 Per task (a zoo model trained on a bundled data set) the study asks three questions a reader of an
 ANN-to-SNN paper asks, with the suite's own pieces and nothing re-implemented:
 
-1. *Accuracy vs timesteps, per backend and precision.* The ANN is trained by
+1. *Accuracy vs timesteps, per backend, precision and conversion method.* The ANN is trained by
    :func:`models.train.train_model` (seed 0, Adam, early stopping on a validation split; one intra-op
    thread so every worker process trains the same weights), converted by :func:`neurosim.convert`
    (rate coding, IF neurons with reset by subtraction, 99.9th-percentile normalisation on the first
-   ``CALIBRATION`` training images) and run by ``SpikingNetwork.run`` on the first ``samples`` test
+   ``CALIBRATION`` training images; ``conversion="signed+calibrated"`` adds signed neurons and biases
+   calibrated for the cell's ``timesteps``, the low-latency options of :mod:`neurosim.convert.core`) and run by ``SpikingNetwork.run`` on the first ``samples`` test
    images for ``timesteps`` steps on each registered backend (snntorch; Lava float and bit-accurate
    fixed point; Brian2 when installed) — the same images for every backend, so accuracies compare.
 2. *Spike activity:* spikes and synaptic operations per sample and the mean firing rate, as the
@@ -17,8 +18,9 @@ ANN-to-SNN paper asks, with the suite's own pieces and nothing re-implemented:
    :func:`hw.neuromorphic.cost_from_simresult` on the activity the backend measured (energy and
    latency for the whole batch, divided by the number of samples).
 
-Sweep: tasks mlp@digits and lenet5@mnist5k x every backend x its precisions x timesteps {4, 8, 16,
-32, 64, 128} on 200 test images. Quick: mlp@digits x backends x precisions x {2, 4, 8, 32} on 100 images.
+Sweep: tasks mlp@digits and lenet5@mnist5k x every backend x its precisions x conversion {plain,
+signed+calibrated} x timesteps {4, 8, 16, 32, 64, 128} on 200 test images. Quick: mlp@digits x backends
+x precisions x conversions x {2, 4, 8, 32} on 100 images.
 Cells may run Lava in spawned worker processes after training there; the Lava backend itself copes
 with a start method chosen before its import.
 """
@@ -32,6 +34,7 @@ TASKS = ["mlp@digits", "lenet5@mnist5k"]
 EPOCHS = 15
 CALIBRATION = 500
 GPU, TPU, NEURO = "a100_80gb", "tpu_v4", "loihi2"
+CONVERSIONS = ["plain", "signed+calibrated"]
 
 
 def backends() -> list[str]:
@@ -51,7 +54,7 @@ def _valid(cell: dict) -> bool:
 
 @lru_cache(maxsize=4)
 def _task(task: str):
-    """Train (once per process) and convert the task's model; returns (ann, snn, test set, ANN accuracy)."""
+    """Train (once per process) and convert the task's model (plainly); returns (ann, snn, test set, ANN accuracy)."""
     import torch
 
     import neurosim
@@ -70,6 +73,19 @@ def _task(task: str):
     return ann.eval(), snn, test_set, result.test_accuracy
 
 
+@lru_cache(maxsize=16)
+def _snn(task: str, conversion: str, timesteps: int):
+    """The task's SNN for one conversion method (signed neurons and biases calibrated for ``timesteps``)."""
+    import neurosim
+    from models.data import load_dataset
+
+    ann, snn, _, _ = _task(task)
+    if conversion == "plain":
+        return snn
+    train_set, _ = load_dataset(task.split("@")[1])
+    return neurosim.convert(ann, train_set.x[:CALIBRATION], signed=True, calibrate=timesteps)
+
+
 @lru_cache(maxsize=4)
 def _ann_costs(task: str) -> dict:
     import hw
@@ -86,16 +102,16 @@ def _ann_costs(task: str) -> dict:
 
 
 @study("ann_vs_snn",
-       sweep=Sweep(task=TASKS, backend=backends, precision=["float", "fixed"], timesteps=[4, 8, 16, 32, 64, 128],
-                   samples=[200], where=_valid),
-       quick=Sweep(task=["mlp@digits"], backend=backends, precision=["float", "fixed"], timesteps=[2, 4, 8, 32],
-                   samples=[100], where=_valid),
+       sweep=Sweep(task=TASKS, backend=backends, precision=["float", "fixed"], conversion=CONVERSIONS,
+                   timesteps=[4, 8, 16, 32, 64, 128], samples=[200], where=_valid),
+       quick=Sweep(task=["mlp@digits"], backend=backends, precision=["float", "fixed"], conversion=CONVERSIONS,
+                   timesteps=[2, 4, 8, 32], samples=[100], where=_valid),
        requires=("models.train", "models.data", "neurosim.convert", "neurosim.backends", "hw.neuromorphic",
                  "hw.workload"),
-       description="trained zoo models converted to SNNs: accuracy vs timesteps per backend, spikes, "
-                   "energy per inference on GPU vs TPU vs Loihi 2")
-def ann_vs_snn(task: str, backend: str, precision: str, timesteps: int, samples: int) -> dict:
-    """Convert one trained task model and run it on one backend at one precision and length."""
+       description="trained zoo models converted to SNNs (plain, and signed + calibrated): accuracy vs "
+                   "timesteps per backend, spikes, energy per inference on GPU vs TPU vs Loihi 2")
+def ann_vs_snn(task: str, backend: str, precision: str, conversion: str, timesteps: int, samples: int) -> dict:
+    """Convert one trained task model one way and run it on one backend at one precision and length."""
     import time
 
     import torch
@@ -103,7 +119,10 @@ def ann_vs_snn(task: str, backend: str, precision: str, timesteps: int, samples:
     import hw
     from hw.neuromorphic import cost_from_simresult
 
-    ann, snn, test_set, ann_test_accuracy = _task(task)
+    if conversion not in CONVERSIONS:
+        raise ValueError(f"conversion must be one of {CONVERSIONS}, got {conversion!r}")
+    ann, _, test_set, ann_test_accuracy = _task(task)
+    snn = _snn(task, conversion, timesteps if conversion != "plain" else 0)
     x, y = test_set.x[:samples], test_set.y[:samples]
     t0 = time.perf_counter()
     res = snn.run(x, timesteps, backend=backend, precision=precision)
@@ -129,7 +148,7 @@ def _reference(df):
 
 
 def _label(df):
-    return df.backend + "/" + df.precision
+    return df.backend + "/" + df.precision + "/" + df.conversion
 
 
 @ann_vs_snn.table("SNN accuracy by timesteps (ANN accuracy on the same images in the last column)")
@@ -144,9 +163,9 @@ def _acc_table(df):
 @ann_vs_snn.table("Energy per inference (J): ANN on GPU and TPU vs SNN on Loihi 2 (snntorch activity)")
 def _energy_table(df):
     d = _reference(df)
-    out = d[["task", "timesteps", "snn_accuracy", "spikes_per_sample", "snn_loihi2_energy_j", "ann_gpu_energy_j",
-             "ann_tpu_energy_j", "snn_loihi2_latency_s"]]
-    return out.sort_values(["task", "timesteps"]).reset_index(drop=True)
+    out = d[["task", "conversion", "timesteps", "snn_accuracy", "spikes_per_sample", "snn_loihi2_energy_j",
+             "ann_gpu_energy_j", "ann_tpu_energy_j", "snn_loihi2_latency_s"]]
+    return out.sort_values(["task", "conversion", "timesteps"]).reset_index(drop=True)
 
 
 @ann_vs_snn.figure("Accuracy vs timesteps per backend (dashed: the ANN)")
@@ -192,8 +211,8 @@ def _energy_fig(df):
     for task, sub in d.groupby("task"):
         rows.append(dict(task=task, target=f"GPU {GPU} (ANN)", energy=sub.ann_gpu_energy_j.iloc[0]))
         rows.append(dict(task=task, target=f"TPU {TPU} (ANN)", energy=sub.ann_tpu_energy_j.iloc[0]))
-        for r in sub.sort_values("timesteps").itertuples():
-            rows.append(dict(task=task, target=f"{NEURO} T={r.timesteps}", energy=r.snn_loihi2_energy_j))
+        for r in sub.sort_values(["conversion", "timesteps"]).itertuples():
+            rows.append(dict(task=task, target=f"{NEURO} T={r.timesteps} {r.conversion}", energy=r.snn_loihi2_energy_j))
     return bars(pd.DataFrame(rows), x="target", y="energy", group="task", logy=True, xlabel="",
                 ylabel="energy per inference (J)")
 
@@ -204,13 +223,16 @@ def _acc_energy_fig(df):
 
     fig, ax = new_figure()
     d = _reference(df)
-    for i, (task, sub) in enumerate(d.groupby("task")):
-        sub = sub.sort_values("timesteps")
+    for i, (task, by_task) in enumerate(d.groupby("task")):
         c = f"C{i % 10}"
-        ax.plot(sub.snn_loihi2_energy_j, sub.snn_accuracy, marker="o", color=c, label=f"{task}: SNN on {NEURO}")
-        for r in sub.itertuples():
-            ax.annotate(f"T={r.timesteps}", (r.snn_loihi2_energy_j, r.snn_accuracy), fontsize=6, xytext=(3, -8),
-                        textcoords="offset points")
+        for k, (conv, sub) in enumerate(by_task.groupby("conversion")):
+            sub = sub.sort_values("timesteps")
+            ax.plot(sub.snn_loihi2_energy_j, sub.snn_accuracy, marker="o", color=c, ls=("-", "--", ":")[k % 3],
+                    label=f"{task}: SNN on {NEURO}, {conv}")
+            for r in sub.itertuples():
+                ax.annotate(f"T={r.timesteps}", (r.snn_loihi2_energy_j, r.snn_accuracy), fontsize=6,
+                            xytext=(3, -8), textcoords="offset points")
+        sub = by_task
         for j, (key, dev) in enumerate((("gpu", GPU), ("tpu", TPU))):
             ax.scatter([sub[f"ann_{key}_energy_j"].iloc[0]], [sub.ann_accuracy.iloc[0]], color=c, s=60,
                        marker=MARKERS[j + 1], edgecolors="black", linewidths=0.5, label=f"{task}: ANN on {dev}")

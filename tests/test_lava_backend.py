@@ -282,3 +282,23 @@ def test_signed_fixed_point_agrees_with_float():
     for k, ev in events.items():
         assert abs(r.spike_counts[k] - ev.sum()) <= 0.05 * ev.sum() + 5, k
     assert np.abs(r.output - ref).max() < 0.25
+
+
+@needs_lava
+def test_fixed_point_outsized_rows_get_a_neuron_gain():
+    """Per-channel normalisation can leave a few neurons with weights 100x their layer's (a channel whose
+    activation scale is tiny). One weight exponent per layer would flush every other weight of that
+    layer to a few levels; fixed point gives those neurons a gain g (weights, bias, v_init and threshold
+    all times g: the same dynamics), so the rest keep their 8 bits and fixed agrees with float."""
+    net = mlp(seed=3)
+    net.nodes["fc2"].weight[:2] *= 100.0  # two outsized rows into n2
+    x = np.random.default_rng(7).uniform(0, 1, (12, 16)).astype(np.float32)
+    ref, counts = reference_run(net, x, 12)
+    r = net.run(x, 12, backend="lava", precision="fixed")
+    q = r.quantization.set_index("layer")
+    # the two outsized rows and at most the top decile (3 of 24) by construction
+    assert 2 <= q.loc["n2", "neurons_rescaled"] <= 3 and q.loc["n2", "vth_min"] < q.loc["n2", "vth_mant"] / 50
+    assert q.loc["n1", "neurons_rescaled"] <= 3
+    for k, c in counts.items():
+        assert abs(r.spike_counts[k] - c.sum()) <= 0.05 * c.sum() + 5, k
+    assert np.abs(r.output - ref).max() < 0.05 * np.abs(ref).max() + 0.25

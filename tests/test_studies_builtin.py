@@ -77,8 +77,10 @@ def test_ann_vs_snn_cells_are_the_conversion_pipeline(tmp_path):
     from hw.workload import trace
     from studies import ann_vs_snn as avs
 
-    df = _run("ann_vs_snn", tmp_path, quick=True, only={"backend": ["snntorch"], "timesteps": ["2", "32"]})
-    assert len(df) == 2 and set(df.timesteps) == {2, 32}
+    both = _run("ann_vs_snn", tmp_path, quick=True, only={"backend": ["snntorch"], "timesteps": ["2", "32"]})
+    assert len(both) == 4 and set(both.conversion) == {"plain", "signed+calibrated"}
+    df = both[both.conversion == "plain"]
+    assert set(df.timesteps) == {2, 32}
     lo, hi = df.sort_values("timesteps").itertuples()
     assert hi.spikes_per_sample > lo.spikes_per_sample > 0
     assert hi.snn_accuracy >= hi.ann_accuracy - 0.05  # rate coding converges to the ANN
@@ -88,7 +90,14 @@ def test_ann_vs_snn_cells_are_the_conversion_pipeline(tmp_path):
     assert cost_from_simresult(res, hw.get("loihi2"))["energy_j"] / res.batch == pytest.approx(hi.snn_loihi2_energy_j)
     w = trace(ann, (test_set.x[:1],))
     assert hw.cost(w, avs.GPU)["energy_j"] == hi.ann_gpu_energy_j and w.macs == hi.macs_per_inference
-    _figures_and_tables("ann_vs_snn", df)
+    # signed + calibrated: a network calibrated for the cell's T, with signed neurons
+    cal = both[both.conversion == "signed+calibrated"].set_index("timesteps")
+    net = avs._snn("mlp@digits", "signed+calibrated", 2)
+    assert net.metadata["calibrated_T"] == 2 and all(p.signed for p in net.populations.values())
+    res = net.run(test_set.x[:hi.samples], 2, backend="snntorch")
+    assert res.accuracy(test_set.y[:hi.samples].numpy()) == cal.loc[2, "snn_accuracy"]
+    assert cal.loc[2, "snn_accuracy"] >= df.set_index("timesteps").loc[2, "snn_accuracy"] - 0.02
+    _figures_and_tables("ann_vs_snn", both)
 
 
 @pytest.mark.lava
@@ -98,7 +107,8 @@ def test_ann_vs_snn_runs_lava_after_training_in_the_same_process(tmp_path):
     pytest.importorskip("lava")
     pytest.importorskip("neurosim.convert")
     df = _run("ann_vs_snn", tmp_path, quick=True,
-              only={"backend": ["lava", "snntorch"], "precision": ["float"], "timesteps": ["4"]})
+              only={"backend": ["lava", "snntorch"], "precision": ["float"], "timesteps": ["4"],
+                    "conversion": ["signed+calibrated"]})
     lava, ref = df.set_index("backend").loc["lava"], df.set_index("backend").loc["snntorch"]
     assert lava.spikes_per_sample == pytest.approx(ref.spikes_per_sample)  # same IR semantics
     assert lava.snn_accuracy == ref.snn_accuracy
@@ -121,7 +131,8 @@ def test_systolic_dataflows_cells_are_the_simulator(tmp_path):
 def test_ann_vs_snn_brian2_counts_the_same_spikes_as_snntorch(tmp_path):
     pytest.importorskip("brian2")
     pytest.importorskip("neurosim.backends.brian2")
-    df = _run("ann_vs_snn", tmp_path, quick=True, only={"backend": ["brian2", "snntorch"], "timesteps": ["4"]})
+    df = _run("ann_vs_snn", tmp_path, quick=True, only={"backend": ["brian2", "snntorch"], "timesteps": ["4"],
+                                                        "conversion": ["plain"]})
     b2, ref = df.set_index("backend").loc["brian2"], df.set_index("backend").loc["snntorch"]
     assert b2.spikes_per_sample == pytest.approx(ref.spikes_per_sample)
     assert b2.snn_accuracy == ref.snn_accuracy and b2.synops_per_sample == pytest.approx(ref.synops_per_sample)

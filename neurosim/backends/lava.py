@@ -39,9 +39,13 @@ thresholds fold into its incoming weights) and given the threshold mantissa ``vt
 (Lava's mixed-sign weights are even numbers in [-256, 254]) and its own exponent
 ``weight_exp = ceil(log2(max|w| vth_mant / 254))``; biases become a 13-bit mantissa and a 3-bit
 exponent; a direct-current input is quantised to ``input_bits`` (graded messages). Lava's models then
-add ``a_in << 6`` to ``v`` and compare with ``vth_mant << 6``. ``result.quantization`` is a DataFrame
-per layer: exponents, clipped weights and biases, relative weight error, membrane saturations and the
-largest synaptic input seen.
+add ``a_in << 6`` to ``v`` and compare with ``vth << 6``. Neurons whose largest incoming weight exceeds
+the layer's 90th percentile (a channel with a tiny activation scale after per-channel normalisation)
+get a gain ``g < 1`` on their weights, bias, initial membrane and threshold (``vth = g * vth_mant``,
+an integer; the same dynamics), so a few outsized rows do not set the layer's one exponent and flush
+every other weight (:func:`_neuron_gains`). ``result.quantization`` is a DataFrame per layer:
+exponents, neurons given a gain and the smallest ``vth``, clipped weights and biases, relative weight
+error, membrane saturations and the largest synaptic input seen.
 
 Every run stops its Lava runtime in a ``finally``: on success, on an exception and on Ctrl-C no
 process is left behind (``tests/test_lava_backend.py`` checks the children of the test process).
@@ -139,6 +143,37 @@ def _quant_weights(m: np.ndarray, scale: float) -> _QTerm:
     w = np.clip(w, lo, hi)
     err = float(np.sqrt(np.mean((w * 2.0 ** e - a) ** 2)) / amax)
     return _QTerm(w.astype(np.int32), e, clipped, err)
+
+
+GAIN_PERCENTILE = 90  # neurons whose largest input weight exceeds this percentile of the layer's get a gain
+
+
+def _neuron_gains(tg, theta: np.ndarray, vth_mant: int) -> np.ndarray:
+    """Per-neuron gains ``g <= 1`` (IR flat order) with ``g * vth_mant`` an integer: a neuron's dynamics
+    do not change when its input weights, bias, initial membrane and threshold all scale by ``g``.
+    Neurons whose largest incoming weight (over all terms, relative to their threshold) exceeds the
+    ``GAIN_PERCENTILE``-th percentile of the population's get ``g = percentile / largest``, so a few
+    outsized rows (a channel with a tiny activation scale after per-channel normalisation) no longer
+    set the layer's one weight exponent and flush everyone else's weights to zero. Per channel for
+    conv-shaped populations (conv kernels are shared across positions)."""
+    n_out = int(np.prod(tg.shape))
+    rowmax = np.zeros(n_out)
+    for term in tg.terms:
+        cf = term.conv_form()
+        if cf is not None and len(term.in_shape) == 3 and len(tg.shape) == 3:
+            per_c = np.abs(cf[0]).reshape(cf[0].shape[0], -1).max(1)
+            r = np.repeat(per_c, n_out // per_c.size)
+        else:
+            r = np.abs(term.dense()).max(1) if term.n_in else np.zeros(n_out)
+        rowmax = np.maximum(rowmax, r / theta.reshape(-1))
+    if len(tg.shape) == 3:  # one gain per channel
+        rowmax = np.repeat(rowmax.reshape(tg.shape[0], -1).max(1), n_out // tg.shape[0])
+    live = rowmax[rowmax > 0]
+    if live.size == 0:
+        return np.ones(n_out)
+    ref = float(np.percentile(live, GAIN_PERCENTILE))
+    g = np.where(rowmax > ref, ref / np.maximum(rowmax, 1e-300), 1.0)
+    return np.maximum(np.floor(g * vth_mant), 1.0) / vth_mant
 
 
 def _input_step(x: np.ndarray, levels: int) -> float:
@@ -282,6 +317,10 @@ class _Graph:
             else:
                 n = net.nodes[tname]
                 theta = np.broadcast_to(n.threshold, n.shape).astype(np.float64)
+            gain = np.ones(int(np.prod(tg.shape)))
+            if n is not None and (n.reset == "subtract" or n.v_reset == 0):
+                gain = _neuron_gains(tg, theta, vth_mant)
+            theta = theta / gain.reshape(theta.shape)  # weights, bias and v_init scale by gain with vth
             th_flat = theta.reshape(-1)
             perm_out = ir_to_lava_perm(tg.shape)
             terms = []
@@ -316,14 +355,16 @@ class _Graph:
                                     f"fixed-point form; use reset='subtract' or one threshold")
             v_reset = int(round(n.v_reset / float(th_flat[0]) * unit))
             dv = int(round((1.0 - n.leak) * 4096))
-            out[tname] = _QPop(vth=np.full(tg.const.size, vth_mant, np.int32), bias=bias, v_init=v_init,
+            vth = np.rint(gain * vth_mant).astype(np.int32)[perm_out]
+            out[tname] = _QPop(vth=vth, bias=bias, v_init=v_init,
                                bias_exp=bexp, dv=dv, v_reset=v_reset, bias_clipped=bclip, terms=terms)
-            self.qreport.append(self._row(tname, terms, bexp, bclip, vth_mant))
+            self.qreport.append(self._row(tname, terms, bexp, bclip, vth_mant, int((gain < 1).sum()), int(vth.min())))
         return out
 
     @staticmethod
-    def _row(name, terms, bexp, bclip, vth_mant):
-        return {"layer": name, "vth_mant": vth_mant, "weight_exp": [t.weight_exp for t in terms],
+    def _row(name, terms, bexp, bclip, vth_mant, rescaled=0, vth_min=None):
+        return {"layer": name, "vth_mant": vth_mant, "neurons_rescaled": rescaled,
+                "vth_min": vth_mant if vth_min is None else vth_min, "weight_exp": [t.weight_exp for t in terms],
                 "weights_clipped": sum(t.clipped for t in terms),
                 "weight_rel_rms_error": max([t.rel_error for t in terms], default=0.0),
                 "bias_exp": bexp, "bias_clipped": bclip}
