@@ -43,7 +43,8 @@ add ``a_in << 6`` to ``v`` and compare with ``vth << 6``. Neurons whose largest 
 the layer's 90th percentile (a channel with a tiny activation scale after per-channel normalisation)
 get a gain ``g < 1`` on their weights, bias, initial membrane and threshold (``vth = g * vth_mant``,
 an integer; the same dynamics), so a few outsized rows do not set the layer's one exponent and flush
-every other weight (:func:`_neuron_gains`). ``result.quantization`` is a DataFrame per layer:
+every other weight (:func:`_neuron_gains`); a row still outsized at ``vth = 1`` (a dead channel whose
+scale is ~0) does not set the exponent either and its largest weights clip (``weights_clipped``). ``result.quantization`` is a DataFrame per layer:
 exponents, neurons given a gain and the smallest ``vth``, clipped weights and biases, relative weight
 error, membrane saturations and the largest synaptic input seen.
 
@@ -123,10 +124,12 @@ class _QPop:
     terms: list = field(default_factory=list)
 
 
-def _quant_weights(m: np.ndarray, scale: float) -> _QTerm:
-    """8-bit Loihi weights with a shared exponent for ``m * scale``: ``W_int * 2**e ~= m * scale``."""
+def _quant_weights(m: np.ndarray, scale: float, rows: np.ndarray | None = None) -> _QTerm:
+    """8-bit Loihi weights with a shared exponent for ``m * scale``: ``W_int * 2**e ~= m * scale``.
+    ``rows`` (bool over the first axis): only these rows set the exponent; the others may clip."""
     a = m * scale
-    amax = float(np.abs(a).max()) if a.size else 0.0
+    ref = a if rows is None or not rows.any() else a[rows]
+    amax = float(np.abs(ref).max()) if ref.size else 0.0
     if amax == 0.0:
         return _QTerm(np.zeros(m.shape, np.int32), 0)
     mixed = a.min() < 0 < a.max()
@@ -141,21 +144,23 @@ def _quant_weights(m: np.ndarray, scale: float) -> _QTerm:
         lo, hi = (0, 255) if a.max() > 0 else (-255, 0)
     clipped = int(((w < lo) | (w > hi)).sum())
     w = np.clip(w, lo, hi)
-    err = float(np.sqrt(np.mean((w * 2.0 ** e - a) ** 2)) / amax)
+    err = float(np.sqrt(np.mean((np.clip(w * 2.0 ** e, -amax, amax) - np.clip(a, -amax, amax)) ** 2)) / amax)
     return _QTerm(w.astype(np.int32), e, clipped, err)
 
 
 GAIN_PERCENTILE = 90  # neurons whose largest input weight exceeds this percentile of the layer's get a gain
 
 
-def _neuron_gains(tg, theta: np.ndarray, vth_mant: int) -> np.ndarray:
+def _neuron_gains(tg, theta: np.ndarray, vth_mant: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-neuron gains ``g <= 1`` (IR flat order) with ``g * vth_mant`` an integer: a neuron's dynamics
     do not change when its input weights, bias, initial membrane and threshold all scale by ``g``.
     Neurons whose largest incoming weight (over all terms, relative to their threshold) exceeds the
     ``GAIN_PERCENTILE``-th percentile of the population's get ``g = percentile / largest``, so a few
     outsized rows (a channel with a tiny activation scale after per-channel normalisation) no longer
     set the layer's one weight exponent and flush everyone else's weights to zero. Per channel for
-    conv-shaped populations (conv kernels are shared across positions)."""
+    conv-shaped populations (conv kernels are shared across positions). Also returns which neurons
+    stay outsized even at the smallest threshold (``vth = 1``; a dead channel whose scale is ~0): they
+    do not set the exponent and their largest weights clip (counted in ``weights_clipped``)."""
     n_out = int(np.prod(tg.shape))
     rowmax = np.zeros(n_out)
     for term in tg.terms:
@@ -170,10 +175,11 @@ def _neuron_gains(tg, theta: np.ndarray, vth_mant: int) -> np.ndarray:
         rowmax = np.repeat(rowmax.reshape(tg.shape[0], -1).max(1), n_out // tg.shape[0])
     live = rowmax[rowmax > 0]
     if live.size == 0:
-        return np.ones(n_out)
+        return np.ones(n_out), np.zeros(n_out, bool)
     ref = float(np.percentile(live, GAIN_PERCENTILE))
     g = np.where(rowmax > ref, ref / np.maximum(rowmax, 1e-300), 1.0)
-    return np.maximum(np.floor(g * vth_mant), 1.0) / vth_mant
+    g = np.maximum(np.floor(g * vth_mant), 1.0) / vth_mant
+    return g, rowmax * g > 2.0 * ref
 
 
 def _input_step(x: np.ndarray, levels: int) -> float:
@@ -317,9 +323,9 @@ class _Graph:
             else:
                 n = net.nodes[tname]
                 theta = np.broadcast_to(n.threshold, n.shape).astype(np.float64)
-            gain = np.ones(int(np.prod(tg.shape)))
+            gain, outsized = np.ones(int(np.prod(tg.shape))), None
             if n is not None and (n.reset == "subtract" or n.v_reset == 0):
-                gain = _neuron_gains(tg, theta, vth_mant)
+                gain, outsized = _neuron_gains(tg, theta, vth_mant)
             theta = theta / gain.reshape(theta.shape)  # weights, bias and v_init scale by gain with vth
             th_flat = theta.reshape(-1)
             perm_out = ir_to_lava_perm(tg.shape)
@@ -334,11 +340,12 @@ class _Graph:
                     if np.ptp(th_c, axis=1).max() > 0:
                         raise NeurosimError(f"{tname}: per-position thresholds under a convolution cannot be "
                                             f"folded into its kernel")
-                    qt = _quant_weights(w / th_c[:, 0][:, None, None, None], scale)
+                    keep = None if outsized is None else ~outsized.reshape(th_c.shape).any(1)
+                    qt = _quant_weights(w / th_c[:, 0][:, None, None, None], scale, keep)
                     qt.weights = lava_conv_weight(qt.weights).astype(np.int32)
                 else:
                     m = term.dense() / th_flat[:, None]
-                    qt = _quant_weights(m, scale)
+                    qt = _quant_weights(m, scale, None if outsized is None else ~outsized)
                     qt.weights = qt.weights[perm_out][:, ir_to_lava_perm(term.in_shape)]
                 terms.append(qt)
             const = np.broadcast_to(tg.const, tg.shape).reshape(-1) / th_flat
