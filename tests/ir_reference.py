@@ -12,9 +12,10 @@ from neurosim.ir import (INPUT, Add, AvgPool2d, Conv2d, Flatten, Linear, Neurons
 
 
 def reference_run(net: SpikingNetwork, x: np.ndarray, T: int, encoded: np.ndarray | None = None,
-                  dtype=torch.float64, events: bool = False):
+                  dtype=torch.float64, events: bool = False, record: tuple[str, ...] = ()):
     """Returns ``(output [B, classes], net spike counts per population [B, *shape])``, and with
-    ``events`` also the spike events per population (a signed neuron's -1 spikes count as events).
+    ``events`` also the spike events per population (a signed neuron's -1 spikes count as events),
+    and with ``record`` also the per-step outputs ``[T, B, *shape]`` of those nodes (last item).
 
     ``encoded`` [T, B, *input_shape]: the input node's output per step (Poisson spikes); default:
     the direct encoding ``e_t = x``.
@@ -28,6 +29,7 @@ def reference_run(net: SpikingNetwork, x: np.ndarray, T: int, encoded: np.ndarra
     spikes = {k: torch.zeros(B, *n.shape, dtype=dtype) for k, n in net.nodes.items() if isinstance(n, Neurons)}
     n_events = {k: torch.zeros_like(s) for k, s in spikes.items()}
     acc = torch.zeros(B, net.num_classes, dtype=dtype)
+    steps = {k: [] for k in record}
     t_ = lambda a: torch.as_tensor(np.asarray(a), dtype=dtype)  # noqa: E731
     for t in range(T):
         val = {INPUT: x if encoded is None else torch.as_tensor(encoded[t], dtype=dtype)}
@@ -68,6 +70,10 @@ def reference_run(net: SpikingNetwork, x: np.ndarray, T: int, encoded: np.ndarra
             else:  # pragma: no cover
                 raise AssertionError(n.kind)
         acc += val[net.readout.node]
+        for k in record:
+            steps[k].append(val[k].numpy())
     out = (net.readout.scale * acc / T).numpy()
-    counts = {k: s.numpy() for k, s in spikes.items()}
-    return (out, counts, {k: e.numpy() for k, e in n_events.items()}) if events else (out, counts)
+    res = (out, {k: s.numpy() for k, s in spikes.items()})
+    if events:
+        res += ({k: e.numpy() for k, e in n_events.items()},)
+    return res + ({k: np.stack(v) for k, v in steps.items()},) if record else res
