@@ -88,27 +88,34 @@ def activity_from_simresult(result, synapses: dict[str, float] | None = None) ->
     """Per-layer activity from a spiking simulator's result (``neurosim.ir.SimResult`` or anything with its fields).
 
     Reads ``neurons`` (per sample) and ``spike_counts`` (over the batch and all steps) per population,
-    ``synops`` (per sample, all steps) per synaptic node, ``timesteps`` and ``batch``. Synaptic nodes are
-    paired in network order with the population they feed when the counts match (Linear/Conv2d -> Neurons);
-    otherwise all synops go into one unpaired layer (totals stay exact, per-layer core placement does not).
+    ``synops`` (per sample, all steps) per synaptic node, ``timesteps`` and ``batch``. Each synaptic
+    node's synops go to the population it drives, as ``synapse_targets`` names it (the graph, filled by
+    ``SpikingNetwork.run``); synaptic nodes without a population (the readout layer) or results without
+    targets keep their synops in a layer of their own, so totals stay exact either way.
     ``synapses`` optionally gives each synaptic node's synapse count for the capacity model.
     Returns ``(layers, timesteps, batch)`` for :func:`cost_from_activity`.
     """
     batch = max(int(getattr(result, "batch", 1) or 1), 1)
     T = int(result.timesteps)
     synapses = synapses or {}
-    pops = list(result.neurons.items())
-    syn = list(result.synops.items())
-    layers = [{"name": name, "kind": "population", "neurons": float(n),
-               "spikes": float(result.spike_counts.get(name, 0.0)) / batch, "synops": 0.0, "synapses": 0.0}
-              for name, n in pops]
-    if len(syn) == len(pops):
-        for layer, (sname, so) in zip(layers, syn):
-            layer.update(synops=float(so), synapses=float(synapses.get(sname, 0.0)), kind=f"{sname} -> {layer['name']}")
-    elif syn:
-        layers.append({"name": "synapses (unpaired)", "kind": "synapses", "neurons": 0.0, "spikes": 0.0,
-                       "synops": float(sum(v for _, v in syn)), "synapses": float(sum(synapses.values()))})
-    return layers, T, batch
+    targets = getattr(result, "synapse_targets", None) or {}
+    layers = {name: {"name": name, "kind": "population", "neurons": float(n),
+                     "spikes": float(result.spike_counts.get(name, 0.0)) / batch, "synops": 0.0, "synapses": 0.0}
+              for name, n in result.neurons.items()}
+    sources: dict[str, list[str]] = {}
+    unpaired = []
+    for sname, so in result.synops.items():
+        layer = layers.get(targets.get(sname))
+        if layer is None:
+            unpaired.append({"name": sname, "kind": "synapses", "neurons": 0.0, "spikes": 0.0,
+                             "synops": float(so), "synapses": float(synapses.get(sname, 0.0))})
+            continue
+        layer["synops"] += float(so)
+        layer["synapses"] += float(synapses.get(sname, 0.0))
+        sources.setdefault(layer["name"], []).append(sname)
+    for name, srcs in sources.items():
+        layers[name]["kind"] = f"{'+'.join(srcs)} -> {name}"
+    return list(layers.values()) + unpaired, T, batch
 
 
 def cost_from_simresult(result, spec, *, synapses: dict[str, float] | None = None, model: str = "snn", **options):

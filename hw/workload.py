@@ -205,9 +205,14 @@ def _numel(shape) -> int:
     return math.prod(shape) if shape else 1
 
 
-def _nbytes(t: torch.Tensor) -> int:
-    """Bytes of distinct elements: a broadcast (stride-0) dimension is read once, not per copy."""
-    return math.prod(n for n, st in zip(t.shape, t.stride()) if st != 0) * t.element_size()
+def _nbytes(t: torch.Tensor, float_elt: int | None = None) -> int:
+    """Bytes of distinct elements: a broadcast (stride-0) dimension is read once, not per copy.
+
+    ``float_elt`` counts floating tensors at that element size (an int8/fp8 deployment traced in fp16);
+    integer tensors (token ids, indices, masks) keep their own size.
+    """
+    elt = float_elt if float_elt and t.is_floating_point() else t.element_size()
+    return math.prod(n for n, st in zip(t.shape, t.stride()) if st != 0) * elt
 
 
 def _key(t: torch.Tensor) -> int:
@@ -236,7 +241,7 @@ _MEMORY = {"clone", "_to_copy", "copy_", "cat", "stack", "index_select", "gather
            "index_put", "index_put_", "index", "index_add", "index_add_", "index_copy", "index_copy_", "repeat",
            "constant_pad_nd", "embedding_dense_backward", "masked_fill", "where", "scatter_", "scatter_add_",
            "one_hot", "_unsafe_index", "tril", "triu", "roll", "flip", "split_with_sizes", "narrow_copy",
-           "slice_scatter", "new_zeros", "zeros_like", "ones_like", "full_like", "fill_", "zero_", "lift_fresh"}
+           "slice_scatter", "new_zeros", "zeros_like", "ones_like", "full_like", "fill_", "zero_"}
 _FREE = {"detach", "lift_fresh", "_local_scalar_dense", "empty", "empty_like", "zeros", "ones", "full",
          "arange", "randn", "rand", "randint", "scalar_tensor", "empty_strided", "new_empty", "new_empty_strided",
          "_unsafe_view", "alias", "set_", "resize_", "sym_size", "sym_stride", "is_same_size", "_has_compatible_shallow_copy_type"}
@@ -269,12 +274,21 @@ def _pair(v, n=2):
 
 
 class _Recorder(TorchDispatchMode):
-    def __init__(self, param_keys: set[int], stack: list):
+    def __init__(self, param_keys: set[int], stack: list, storage_dtype: torch.dtype | None = None):
         super().__init__()
         self.param_keys = param_keys
+        # int8/fp8 are traced in fp16: floating tensors are counted at the storage dtype's size
+        self.float_elt = _elt_size(storage_dtype) if storage_dtype is not None else None
+        self.float_name = str(storage_dtype).replace("torch.", "") if storage_dtype is not None else None
         self.stack = stack  # [(name, type)] of the modules currently running
         self.ops: list[Op] = []
         self.fused = 0  # >0 while a fused op (SDPA) runs: its decomposition is not recorded
+
+    def _nbytes(self, t: torch.Tensor) -> int:
+        return _nbytes(t, self.float_elt)
+
+    def _dtype(self, t: torch.Tensor) -> str:
+        return self.float_name if self.float_name and t.is_floating_point() else str(t.dtype).replace("torch.", "")
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -303,11 +317,12 @@ class _Recorder(TorchDispatchMode):
         act_in = [t for t in ins if _key(t) not in self.param_keys]
         main = outs[0]
         macs, attrs = 0, {}
-        param_bytes = sum(_nbytes(t) for t in param_in)
-        read_bytes = sum(_nbytes(t) for t in act_in)
-        write_bytes = sum(_nbytes(t) for t in outs if not (name.endswith("_") and t is args[0]))
+        nb = self._nbytes
+        param_bytes = sum(nb(t) for t in param_in)
+        read_bytes = sum(nb(t) for t in act_in)
+        write_bytes = sum(nb(t) for t in outs if not (name.endswith("_") and t is args[0]))
         if name.endswith("_") or kind in ("norm", "pool"):
-            write_bytes = _nbytes(main)  # in-place result, or the output without saved stats/indices
+            write_bytes = nb(main)  # in-place result, or the output without saved stats/indices
 
         if kind == "conv":
             x, w = args[0], args[1]
@@ -347,15 +362,15 @@ class _Recorder(TorchDispatchMode):
             attrs = dict(B=b_, H=h, L=l_, S=s, E=e, Ev=ev)
         elif kind == "embedding":
             w, idx = args[0], args[1]
-            param_bytes = idx.numel() * w.shape[1] * w.element_size()  # gathered rows only
-            read_bytes = _nbytes(idx)
+            param_bytes = idx.numel() * w.shape[1] * (self.float_elt or w.element_size())  # gathered rows only
+            read_bytes = nb(idx)
         flops = 2 * macs if macs else self._flops(kind, name, args, ins, main)
         self.ops.append(Op(
             name=self.stack[-1][0] if self.stack else "",
             module_type=self.stack[-1][1] if self.stack else "",
             aten=name, kind=kind,
             input_shapes=tuple(tuple(t.shape) for t in ins),
-            output_shape=tuple(main.shape), dtype=str(main.dtype).replace("torch.", ""),
+            output_shape=tuple(main.shape), dtype=self._dtype(main),
             macs=int(macs), flops=int(flops), param_bytes=int(param_bytes), read_bytes=int(read_bytes),
             write_bytes=int(write_bytes), attrs=attrs,
         ))
@@ -370,8 +385,8 @@ class _Recorder(TorchDispatchMode):
             name=self.stack[-1][0] if self.stack else "", module_type=self.stack[-1][1] if self.stack else "",
             aten="scaled_dot_product_attention", kind="attention",
             input_shapes=tuple(tuple(t.shape) for t in reads), output_shape=tuple(out.shape),
-            dtype=str(out.dtype).replace("torch.", ""), macs=macs, flops=2 * macs, param_bytes=0,
-            read_bytes=sum(_nbytes(t) for t in reads), write_bytes=_nbytes(out),
+            dtype=self._dtype(out), macs=macs, flops=2 * macs, param_bytes=0,
+            read_bytes=sum(self._nbytes(t) for t in reads), write_bytes=self._nbytes(out),
             attrs=dict(B=b_, H=h, L=l_, S=s, E=e, Ev=ev),
         ))
 
@@ -489,7 +504,7 @@ def trace(module: nn.Module, example_inputs, *, dtype: str | torch.dtype | None 
                   for p in uniq.values())
 
     stack: list = []
-    rec = _Recorder(param_keys, stack)
+    rec = _Recorder(param_keys, stack, storage_dtype if storage_dtype != tdtype else None)
     was_training = module.training
     module.eval()
     try:
@@ -511,9 +526,6 @@ def trace(module: nn.Module, example_inputs, *, dtype: str | torch.dtype | None 
         module.train(was_training)
 
     ops = rec.ops
-    if storage_dtype is not None and storage_dtype != tdtype:
-        scale = _elt_size(storage_dtype) / _elt_size(tdtype)
-        ops = [_rescale(o, scale, str(storage_dtype).replace('torch.', '')) for o in ops]
     batch = next((t.shape[0] for t in inputs if isinstance(t, torch.Tensor) and t.dim() > 0), 1)
     return Workload(
         model=name or getattr(module, "neurosim_config", {}).get("name", type(module).__name__),
@@ -526,13 +538,6 @@ def trace(module: nn.Module, example_inputs, *, dtype: str | torch.dtype | None 
 
 def _elt_size(dt: torch.dtype) -> int:
     return torch.empty((), dtype=dt, device="meta").element_size()
-
-
-def _rescale(o: Op, s: float, dtype: str) -> Op:
-    from dataclasses import replace
-
-    return replace(o, param_bytes=int(o.param_bytes * s), read_bytes=int(o.read_bytes * s),
-                   write_bytes=int(o.write_bytes * s), dtype=dtype)
 
 
 def profile(model_name: str, *, batch: int = 1, seq: int | None = None, dtype: str | None = None,

@@ -514,6 +514,30 @@ class SpikingNetwork:
     def consumers(self, name: str) -> list[str]:
         return [k for k, n in self.nodes.items() if name in n.inputs]
 
+    def synapse_targets(self) -> dict[str, str | None]:
+        """For every synaptic node (Linear, Conv2d, Add), the population its current reaches first.
+
+        Follows the graph downstream through non-spiking nodes (pooling, Flatten, Add) to the nearest
+        Neurons node; ``None`` when the current ends in the readout without a population (the
+        membrane-readout output layer). A node feeding several populations maps to the first in network order.
+        """
+        order = list(self.nodes)
+        out: dict[str, str | None] = {}
+        for k, n in self.nodes.items():
+            if not isinstance(n, (Linear, Conv2d, Add)):
+                continue
+            frontier, seen, hit = self.consumers(k), set(), None
+            while frontier and hit is None:
+                pops = [c for c in frontier if isinstance(self.nodes[c], Neurons)]
+                if pops:
+                    hit = min(pops, key=order.index)
+                    break
+                seen.update(frontier)
+                frontier = [c for f in frontier if not isinstance(self.nodes[f], SpikeMaxPool2d)
+                            for c in self.consumers(f) if c not in seen]
+            out[k] = hit
+        return out
+
     def depth(self) -> int:
         """Synaptic layers on the longest input-to-readout path (the latency a delayed backend adds)."""
         d = {INPUT: 0}
@@ -550,7 +574,10 @@ class SpikingNetwork:
 
         if int(timesteps) != timesteps or timesteps < 1:
             raise NeurosimError(f"timesteps must be a positive integer, got {timesteps}")
-        return get_backend(backend)(self, inputs, int(timesteps), precision, **options)
+        res = get_backend(backend)(self, inputs, int(timesteps), precision, **options)
+        targets = self.synapse_targets()
+        res.synapse_targets = {k: targets.get(k) for k in res.synops}
+        return res
 
     # -- equality and (de)serialisation --
     def to_dict(self) -> dict:
@@ -675,6 +702,8 @@ class SimResult:
     wall_s: float = 0.0
     trace: np.ndarray | None = None
     counts: dict[str, np.ndarray] | None = None  # optional: net spike count C_T per neuron [batch, *shape]
+    # synaptic node -> the population its current drives (None: the readout); SpikingNetwork.run fills it
+    synapse_targets: dict[str, str | None] | None = None
 
     def __post_init__(self):
         self.output = np.asarray(self.output)
@@ -724,6 +753,7 @@ class SimResult:
             "spike_counts": dict(self.spike_counts), "neurons": dict(self.neurons),
             "firing_rates": dict(self.firing_rates), "synops": dict(self.synops),
             "total_spikes": self.total_spikes, "total_synops": self.total_synops,
+            "synapse_targets": dict(self.synapse_targets or {}),
         }
 
 

@@ -40,13 +40,9 @@ def workloads():
     """Real traced workloads: zoo models (a CNN and a transformer) when the zoo is available, else our own."""
     from hw.workload import profile
 
-    out = {}
-    try:
-        out["lenet5"] = profile("lenet5", batch=4)
-        out["gpt_tiny"] = profile("gpt_tiny", batch=2, seq=16)
-    except (ImportError, NeurosimError, KeyError):
-        out["conv_attn"] = trace(_ConvAttn(), (torch.randn(4, 1, 8, 8),), name="conv_attn")
-    return out
+    # no fallback: a profiler error here is a regression and must fail the cost tests, not hide
+    return {"lenet5": profile("lenet5", batch=4), "gpt_tiny": profile("gpt_tiny", batch=2, seq=16),
+            "conv_attn": trace(_ConvAttn(), (torch.randn(4, 1, 8, 8),), name="conv_attn")}
 
 
 @pytest.mark.parametrize("device", hw.names())
@@ -233,6 +229,7 @@ def test_cost_from_a_simresult():
     res = SimResult(output=np.zeros((4, 10)), predictions=np.zeros(4), timesteps=20,
                     spike_counts={"lif1": 4 * 500.0, "lif2": 4 * 30.0}, neurons={"lif1": 100, "lif2": 10},
                     firing_rates={"lif1": 0.25, "lif2": 0.15}, synops={"fc1": 50_000.0, "fc2": 5_000.0}, batch=4)
+    res.synapse_targets = {"fc1": "lif1", "fc2": "lif2"}  # as SpikingNetwork.run fills it from the graph
     r = cost_from_simresult(res, hw.get("loihi"), synapses={"fc1": 78_400, "fc2": 1_000})
     assert r["synops"] == 4 * 55_000 and r["spikes"] == 4 * 530 and r["timesteps"] == 20
     assert [row["synops"] for row in r.rows] == [50_000, 5_000] and r.rows[0]["synapses"] == 78_400
@@ -243,6 +240,30 @@ def test_cost_from_a_simresult():
     res.synops["pool"] = 1_000.0
     r2 = cost_from_simresult(res, hw.get("loihi"))
     assert r2["synops"] == 4 * 56_000 and len(r2.rows) == 3
+
+
+def test_synops_go_to_the_population_they_drive():
+    """Pairing by node, not by position: each population is charged the synops of the node that feeds
+    it, and the readout layer's synops stay a row of their own."""
+    import numpy as np
+
+    from hw.neuromorphic import activity_from_simresult
+    from neurosim.ir import Linear, Neurons, Readout, SpikingNetwork
+
+    rng = np.random.default_rng(0)
+    lin = lambda i, o, src: Linear(inputs=(src,), weight=rng.normal(size=(o, i)).astype(np.float32))
+    # three synaptic nodes, two populations: position cannot pair them, the graph can
+    nodes = {"fc_a": lin(6, 5, "input"), "lif_a": Neurons(inputs=("fc_a",), shape=(5,), threshold=np.ones(5)),
+             "fc_b": lin(5, 4, "lif_a"), "lif_b": Neurons(inputs=("fc_b",), shape=(4,), threshold=np.ones(4)),
+             "out": lin(4, 3, "lif_b")}
+    net = SpikingNetwork(input_shape=(6,), nodes=nodes, readout=Readout("out"))
+    res = net.run(rng.random((8, 6)).astype(np.float32), 10)
+    assert res.synapse_targets == {"fc_a": "lif_a", "fc_b": "lif_b", "out": None}
+    layers, _, _ = activity_from_simresult(res)
+    by = {l["name"]: l for l in layers}
+    assert by["lif_a"]["synops"] == res.synops["fc_a"] and by["lif_b"]["synops"] == res.synops["fc_b"]
+    assert by["out"]["kind"] == "synapses" and by["out"]["synops"] == res.synops["out"]
+    assert sum(l["synops"] for l in layers) == pytest.approx(res.total_synops)
 
 
 def test_ann_firing_rate_assumption(workloads):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 import studies
@@ -17,14 +18,45 @@ def _run(name, tmp_path, **kw):
         return s.frame(name)
 
 
+def _plotted(fig):
+    """Every (x, y) point a figure draws: line vertices, scatter offsets, bar tops."""
+    from matplotlib.patches import Rectangle
+
+    pts = []
+    for ax in fig.axes:
+        data = ax.transData  # reference lines and bands (axvline, axvspan) live in axes coordinates: skipped
+        mine = [l.get_xydata() for l in ax.get_lines() if l.get_transform() == data]
+        mine += [c.get_offsets() for c in ax.collections if c.get_offset_transform() == data]
+        mine = [np.asarray(a, float).reshape(-1, 2) for a in mine if len(a)]
+        rects = [p for p in ax.patches if isinstance(p, Rectangle) and p.get_data_transform() == data]
+        if rects:  # a bar's value is its length: height for vertical bars (all of one width), else width
+            vertical = len({round(p.get_width(), 9) for p in rects}) == 1 and len(rects) > 1 or \
+                len({round(p.get_height(), 9) for p in rects}) > 1
+            mine.append(np.asarray([(0.0, p.get_height() if vertical else p.get_width()) for p in rects]))
+        if mine:
+            assert ax.get_xlabel() or ax.get_ylabel(), f"unlabelled axes in {fig}"
+            pts.extend(mine)
+    return np.concatenate(pts) if pts else np.empty((0, 2))
+
+
 def _figures_and_tables(name, df):
+    """Tables have rows and no empty column; figures draw the rows: every plotted y is a value of the frame."""
     from matplotlib.figure import Figure
 
     s = studies.get(name)
     for title, fn in s.tables:
-        assert len(fn(df)) > 0, title
+        t = fn(df)
+        assert len(t) > 0 and not t.isna().all().any(), title
+    values = np.unique(df.select_dtypes("number").to_numpy(float).ravel())
+    values = values[np.isfinite(values)]
     for title, fn in s.figures:
-        assert isinstance(fn(df), Figure), title
+        fig = fn(df)
+        assert isinstance(fig, Figure), title
+        pts = _plotted(fig)
+        ys = pts[np.isfinite(pts[:, 1]), 1]
+        assert len(ys) > 0, f"{title}: nothing plotted"
+        near = np.isclose(ys[:, None], values[None, :], rtol=1e-9, atol=0).any(axis=1)
+        assert near.all(), f"{title}: plots {ys[~near][:3]} that are no value of the study's rows"
 
 
 def test_hardware_cost_cells_are_the_cost_models(tmp_path):

@@ -160,6 +160,26 @@ def test_meta_model_allocates_nothing_and_dtype_scales_bytes():
     assert w16.dtype == "bfloat16" and w8.dtype == "int8"
 
 
+def test_quantised_dtypes_rescale_floating_bytes_only():
+    """int8/fp8 count weights and activations at one byte; int64 token ids and indices keep 8."""
+    emb, head = nn.Embedding(100, 16), nn.Linear(16, 100)
+    m = nn.Sequential(emb, head)
+    ids = torch.randint(0, 100, (2, 7))
+    w32, w8 = trace(m, (ids,)), trace(m, (ids,), dtype="int8")
+    e32, e8 = w32.filter(["embedding"])[0], w8.filter(["embedding"])[0]
+    assert e32.read_bytes == e8.read_bytes == 2 * 7 * 8  # the int64 ids, not scaled
+    assert e8.param_bytes == 2 * 7 * 16 and e32.param_bytes == 4 * e8.param_bytes  # gathered rows at 1 byte
+    assert e8.write_bytes == 2 * 7 * 16 and e8.dtype == "int8"
+    lin32, lin8 = w32.filter(["linear"])[0], w8.filter(["linear"])[0]
+    assert lin32.bytes == 4 * lin8.bytes and w8.param_bytes * 4 == w32.param_bytes
+
+
+def test_an_op_is_either_free_or_memory():
+    from hw.workload import _FREE, _MEMORY
+
+    assert not _FREE & _MEMORY, _FREE & _MEMORY
+
+
 def test_impossible_shape_names_the_layer():
     m = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Flatten(), nn.Linear(100, 10))
     with pytest.raises(NeurosimError, match=r"Linear '2' failed"):

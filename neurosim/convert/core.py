@@ -280,6 +280,9 @@ def convert(module: nn.Module, calibration_data=None, *, norm: str = "p99.9", pe
     if calibration_data is None and any(o.act != "qcfs" for o in acts):
         raise NeurosimError("calibration_data is needed to normalise the ReLU activations")
     if readout == "spike_count" and g.ops[g.output].kind != "act":
+        if calibration_data is None:
+            raise NeurosimError("readout='spike_count' turns the logits into spiking neurons whose threshold "
+                                "comes from calibration: pass calibration_data, or use readout='membrane'")
         # an IF output layer: calibrate the logits like an activation
         out = g.ops[g.output]
         name = f"{g.output}_spikes"
