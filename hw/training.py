@@ -79,7 +79,7 @@ def train(device: str, *, flops: float | None = None, params: float | None = Non
     import hw
     from hw.energy import power_model
     from hw.gpu import resolve_precision
-    from hw.report import CostReport, finish
+    from hw.report import CostReport
 
     spec = hw.get(device)
     if spec.family == "neuromorphic":
@@ -118,7 +118,7 @@ def train(device: str, *, flops: float | None = None, params: float | None = Non
         "precision": req, "compute_precision": comp, "devices": devices, "flops": total, "flops_method": method,
         "params": params, "tokens": tokens, "time_s": time_s, "latency_s": time_s, "time_days": time_s / 86400,
         "device_hours": devices * time_s / 3600, "bound_s": total / (devices * peak),
-        "energy_j": energy, "energy_mwh": energy / 3.6e9, "weight_bytes": weights,
+        "energy_j": energy, "weight_bytes": weights,
     }
     if weights is not None and spec.memory_bytes and weights > devices * spec.memory_bytes:
         notes.append(f"weights alone ({weights / 1e9:.0f} GB) exceed {devices} x {spec.memory_gb:.0f} GB")
@@ -126,6 +126,57 @@ def train(device: str, *, flops: float | None = None, params: float | None = Non
                    "power_per_device_w": per_device_w, "power_source": pm.busy_source if pm else None}
     report = CostReport(model=model or (workload.model if workload is not None else "model"), device=spec.key,
                         family=spec.family, mode="training", rows=[], totals=totals, assumptions=assumptions, notes=notes)
-    report = finish(report, pue=pue, region=region, grid_kg_per_kwh=grid_kg_per_kwh)
-    report.totals["carbon_t"] = report.totals["carbon_kg"] / 1000 if math.isfinite(report.totals["carbon_kg"]) else float("nan")
+    return _finish_run(report, pue=pue, region=region, grid_kg_per_kwh=grid_kg_per_kwh)
+
+
+def _finish_run(report, **carbon_options):
+    """Facility energy and carbon of a whole run, in the units papers use (the JSON schema in the README):
+    ``energy_mwh`` is facility energy (device energy x PUE, Patterson et al. 2021's "MWh"),
+    ``it_energy_mwh`` the devices' own; ``carbon_t`` (alias ``co2e_t``) tonnes CO2e."""
+    from hw.report import finish
+
+    report = finish(report, **carbon_options)
+    t = report.totals
+    t["it_energy_mwh"] = t["energy_j"] / 3.6e9
+    t["energy_mwh"] = t["facility_energy_kwh"] / 1000
+    t["carbon_t"] = t["co2e_t"] = t["carbon_kg"] / 1000
     return report
+
+
+def footprint(device: str, *, count: int, hours: float, power_w: float | None = None, pue: float | None = None,
+              region: str | None = None, grid_kg_per_kwh: float | None = None, model: str = "training run"):
+    """A training run described as papers describe it, without a model (Patterson et al. 2021 Table 4,
+    Strubell et al. 2019, the ML CO2 Impact calculator): ``count`` x ``device`` busy for ``hours`` at
+    ``power_w`` each (default: the catalog's measured average, else TDP; see :func:`hw.energy.power_model`).
+
+        MWh   = hours x count x W x PUE / 10^6
+        tCO2e = MWh x grid kg CO2e per kWh
+
+    Returns a :class:`hw.report.CostReport` (``mode="training"``) with the same totals as :func:`train`.
+    """
+    import hw
+    from hw.energy import power_model
+    from hw.report import CostReport
+
+    spec = hw.get(device)
+    for name, v in (("count", count), ("hours", hours)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise NeurosimError(f"{name} must be a positive finite number, got {v!r}")
+    if int(count) != count:
+        raise NeurosimError(f"count is a number of devices, a whole number, got {count}")
+    if power_w is not None and not (math.isfinite(power_w) and power_w > 0):
+        raise NeurosimError(f"power (W) must be a positive finite number, got {power_w}")
+    for name, v in (("pue", pue), ("grid kg CO2e/kWh", grid_kg_per_kwh)):
+        if v is not None and not math.isfinite(v):
+            raise NeurosimError(f"{name} must be finite, got {v}")
+    pm = power_model(spec, power_w=power_w)
+    if pm is None:
+        raise NeurosimError(f"{device} has no published power in the catalog: pass the power per device (--watts W)")
+    count, time_s = int(count), float(hours) * 3600.0
+    energy = count * pm.busy_w * time_s
+    totals = {"devices": count, "time_s": time_s, "time_days": time_s / 86400, "device_hours": count * time_s / 3600,
+              "energy_j": energy}
+    assumptions = {"power_per_device_w": pm.busy_w, "power_source": pm.busy_source}
+    report = CostReport(model=model, device=spec.key, family=spec.family, mode="training", totals=totals,
+                        assumptions=assumptions)
+    return _finish_run(report, pue=pue, region=region, grid_kg_per_kwh=grid_kg_per_kwh)

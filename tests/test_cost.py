@@ -342,6 +342,48 @@ def test_patterson2021_through_the_training_model(row):
     assert r["carbon_t"] == pytest.approx(pub["net_tco2e"], rel=tol)
 
 
+@pytest.mark.parametrize("row", GOLDEN["patterson2021_table4"]["rows"], ids=lambda r: r["model"])
+def test_footprint_command_reproduces_patterson2021_table4(row, capsys):
+    """`neurosim footprint` from the paper's own description of each run (chips, days, measured W per
+    chip, PUE, net grid intensity): MWh within 1 % and net tCO2e within 2 % of Table 4."""
+    from neurosim.cli import main
+
+    pub = row["published"]
+    argv = ["footprint", "--device", row["processor"], "--count", str(row["chips"]), "--days", str(row["days"]),
+            "--watts", str(row["watts_per_chip"]), "--pue", str(row["pue"]),
+            "--grid-kg-per-kwh", str(row["net_kg_per_kwh"]), "--json"]
+    assert main(argv) == 0
+    t = json.loads(capsys.readouterr().out)["totals"]
+    assert t["energy_mwh"] == pytest.approx(pub["mwh"], rel=0.01)
+    assert t["co2e_t"] == pytest.approx(pub["net_tco2e"], rel=0.02) and t["carbon_t"] == t["co2e_t"]
+    assert t["it_energy_mwh"] * row["pue"] == pytest.approx(t["energy_mwh"])
+
+
+def test_footprint_defaults_and_bad_input(capsys):
+    from neurosim.cli import main
+
+    r = training.footprint("v100", count=8, hours=10)  # catalog power (measured 325 W), PUE 1.58, US grid
+    assert r["energy_mwh"] == pytest.approx(8 * 10 * 325 * 1.58 / 1e6)
+    assert r["co2e_t"] == pytest.approx(r["energy_mwh"] * 0.429)
+    assert training.footprint("v100", count=8, hours=240)["energy_mwh"] == pytest.approx(24 * r["energy_mwh"])
+    bad = [["--count", "0", "--days", "1"], ["--count", "2.5", "--days", "1"], ["--count", "4", "--days", "nan"],
+           ["--count", "4", "--hours", "inf"], ["--count", "4", "--days", "1", "--hours", "2"], ["--count", "4"],
+           ["--count", "4", "--days", "1", "--pue", "0.9"], ["--count", "4", "--days", "1", "--watts", "-3"],
+           ["--count", "4", "--days", "1", "--grid-kg-per-kwh", "nan"],
+           ["--count", "4", "--days", "1", "--region", "atlantis"]]
+    for extra in bad:
+        capsys.readouterr()
+        try:
+            rc = main(["footprint", "--device", "v100", *extra])
+        except SystemExit as e:  # argparse's own usage errors
+            rc = e.code
+        assert rc == 2, extra
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "Traceback" not in err, (extra, err)
+    assert main(["footprint", "--device", "loihi", "--count", "1", "--days", "1"]) == 2
+    assert "--watts" in capsys.readouterr().err
+
+
 def test_gpt3_from_6nd_on_catalog_v100():
     """GPT-3 from first principles: 6ND FLOPs on 10,000 catalog V100s at the measured 24.6 TFLOPS, OpenAI's
     330 W, PUE 1.1 and the US grid -> Patterson's 14.8 days, 1,287 MWh and 552 tCO2e."""
