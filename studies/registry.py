@@ -25,8 +25,12 @@ Decisions (see also the README's studies section):
 * A cell's parameters are a dict of JSON scalars; its key in the results store is the canonical JSON
   of that dict (sorted keys, no spaces). Cell functions are pure functions of their parameters: they
   run in other processes or on other machines, so they must not rely on state set up by the caller.
-* The code version of a study is ``<neurosim version>+<sha256 of the study module's source, 12 hex>``,
-  so editing a study recomputes its cells while an unrelated edit elsewhere does not.
+* The code version of a study is ``<neurosim version>+<12 hex of sha256>`` over the study module's
+  source, every source and data file of the packages a cell can reach (``neurosim``, ``hw``, ``models``,
+  ``studies``: ``*.py``, ``*.toml``, ``*.json``) and the environment (the lock file's bytes when it lies
+  beside the packages, else the installed distributions' versions). A changed conversion default,
+  backend, cost model or dependency therefore recomputes instead of silently reusing stored cells;
+  cells of other code versions stay in the store and ``neurosim study show`` counts them as stale.
 * Studies declare the modules they need (``requires``); running a study whose dependency is absent
   raises :class:`~neurosim.errors.NeurosimError` naming the module, before any cell runs.
 * User studies live in any module or ``.py`` file: ``neurosim study run --module my_studies.py NAME``
@@ -35,6 +39,7 @@ Decisions (see also the README's studies section):
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -58,6 +63,39 @@ BUILTIN_MODULES = (
 )
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+CODE_PACKAGES = ("neurosim", "hw", "models", "studies")
+CODE_SUFFIXES = (".py", ".toml", ".json")
+
+
+def tree_digest(root: Path, packages: Sequence[str] = CODE_PACKAGES, suffixes: Sequence[str] = CODE_SUFFIXES) -> str:
+    """sha256 over the relative path and bytes of every code/data file under ``root/<package>``."""
+    h = hashlib.sha256()
+    for pkg in packages:
+        for f in sorted((Path(root) / pkg).rglob("*")):
+            if f.suffix in suffixes and "__pycache__" not in f.parts and f.is_file():
+                h.update(f.relative_to(root).as_posix().encode() + b"\0")
+                h.update(hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def environment_digest(root: Path) -> str:
+    """The lock file's sha256 when the packages run from a checkout, else the installed versions'."""
+    lock = Path(root) / "requirements.lock"
+    if lock.is_file():
+        return hashlib.sha256(lock.read_bytes()).hexdigest()
+    from importlib import metadata
+
+    dists = sorted(f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions())
+    return hashlib.sha256("\n".join(dists).encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def code_digest() -> str:
+    """What every cell's key depends on besides its study: the suite's code and its environment."""
+    root = Path(__file__).resolve().parent.parent
+    return hashlib.sha256(f"{tree_digest(root)}:{environment_digest(root)}".encode()).hexdigest()
 
 
 def canonical_json(params: Mapping[str, Any]) -> str:
@@ -173,11 +211,12 @@ class Study:
         return sweep.cells(only=only, domain=domain)
 
     def code_version(self) -> str:
-        """``<neurosim version>+<sha256(study module source)[:12]>``: an edited study recomputes."""
+        """``<neurosim version>+<sha256(study source, code_digest())[:12]>``: changed code recomputes."""
         import neurosim
 
-        src = Path(self.source_file).read_bytes()
-        return f"{neurosim.__version__}+{hashlib.sha256(src).hexdigest()[:12]}"
+        h = hashlib.sha256(Path(self.source_file).read_bytes())
+        h.update(code_digest().encode())
+        return f"{neurosim.__version__}+{h.hexdigest()[:12]}"
 
     def check_available(self) -> None:
         """Raise NeurosimError if a module this study needs cannot be imported."""

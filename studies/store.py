@@ -10,7 +10,8 @@ Decisions:
   uncommitted tail keeps it consistent (``PRAGMA integrity_check`` = ok; tested with a real SIGKILL).
 * **Key:** ``(study, params, code_version)`` where ``params`` is the canonical JSON of the cell's
   parameters (sorted keys, no spaces) and ``code_version`` is ``<neurosim version>+<hash of the study
-  module source>``; a re-run skips every key already present.
+  module, the suite's code and the lock>`` (``studies.registry``); a re-run skips every key already
+  present at the current code version; cells of older versions are kept and counted as stale.
 * **Rows:** a cell returns one or more result rows; they are stored as a JSON list in the cell's
   ``rows`` column and flattened to ``params + row`` when read back (:meth:`Store.frame`).
 * **Schema version:** table ``meta`` holds ``schema_version``; a file written by another schema
@@ -196,6 +197,12 @@ class Store:
     def done_keys(self, study: str, code_version: str) -> set[str]:
         return {r[0] for r in self.con.execute(
             "SELECT params FROM results WHERE study=? AND code_version=?", (study, code_version))}
+
+    def stale_keys(self, study: str, code_version: str) -> set[str]:
+        """Cells stored only under other code versions: what a run at ``code_version`` would recompute."""
+        return {r[0] for r in self.con.execute(
+            "SELECT DISTINCT params FROM results WHERE study=? AND code_version<>? AND params NOT IN "
+            "(SELECT params FROM results WHERE study=? AND code_version=?)", (study, code_version, study, code_version))}
 
     def code_versions(self, study: str) -> list[str]:
         return [r[0] for r in self.con.execute(

@@ -95,6 +95,54 @@ def test_edited_study_gets_a_new_code_version(tmp_path):
     assert s.code_version() != v1 and s.code_version().split("+")[0] == v1.split("+")[0]
 
 
+def test_code_digest_covers_code_data_and_the_lock_not_caches(tmp_path):
+    from studies.registry import environment_digest, tree_digest
+
+    for rel, text in {"neurosim/a.py": "x = 1", "hw/catalog/gpu.toml": "[a]", "hw/data/f.json": "{}",
+                      "hw/__pycache__/a.cpython-310.pyc": "junk", "models/notes.png": "png"}.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    (tmp_path / "studies").mkdir()
+    d0 = tree_digest(tmp_path)
+    (tmp_path / "hw/__pycache__/a.cpython-310.pyc").write_text("other junk")
+    (tmp_path / "models/notes.png").write_text("other png")
+    assert tree_digest(tmp_path) == d0  # caches and images are not code
+    for rel in ("neurosim/a.py", "hw/catalog/gpu.toml", "hw/data/f.json"):
+        (tmp_path / rel).write_text((tmp_path / rel).read_text() + " ")
+        assert tree_digest(tmp_path) != d0, rel
+        d0 = tree_digest(tmp_path)
+    (tmp_path / "requirements.lock").write_text("torch==2.14.1\n")
+    e0 = environment_digest(tmp_path)
+    (tmp_path / "requirements.lock").write_text("torch==2.13.0\n")
+    assert environment_digest(tmp_path) != e0
+    (tmp_path / "requirements.lock").unlink()
+    assert len(environment_digest(tmp_path)) == 64  # installed versions stand in for the lock
+
+
+def test_changed_suite_code_recomputes_and_show_counts_stale_cells(tmp_path, monkeypatch, capsys):
+    """A cell's key follows the code it can reach: with a different suite digest (an edited cost model,
+    backend, converter, or a new lock) stored cells no longer match, a run recomputes them and
+    `study show` says how many stored cells are stale."""
+    import studies
+    from studies import registry
+
+    load_module(FIXTURES)
+    db = tmp_path / "r.sqlite"
+    first = studies.run("fixture_numeric", db=db, workers=0, quiet=True, modules=[FIXTURES])
+    assert first.n_done == 5
+    assert main(["study", "show", "fixture_numeric", "--module", FIXTURES, "--db", str(db)]) == 0
+    assert "stale" not in capsys.readouterr().err
+    v1 = get("fixture_numeric").code_version()
+    monkeypatch.setattr(registry, "code_digest", lambda: "an edited hw/gpu.py")
+    assert get("fixture_numeric").code_version() != v1
+    again = studies.run("fixture_numeric", db=db, workers=0, quiet=True, modules=[FIXTURES],
+                        only={"n": [8]})
+    assert (again.n_done, again.n_skipped) == (2, 0)  # nothing reused from the other code version
+    capsys.readouterr()
+    assert main(["study", "show", "fixture_numeric", "--module", FIXTURES, "--db", str(db)]) == 0
+    assert "3 stored cell(s) of 'fixture_numeric' were computed by other code versions" in capsys.readouterr().err
+
+
 def _count(db: Path) -> int:
     try:
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)

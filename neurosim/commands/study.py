@@ -5,6 +5,8 @@ skips finished cells, so an interrupted run is resumed by running the same comma
 """
 from __future__ import annotations
 
+import sys
+
 from neurosim.cli import command, emit
 from neurosim.errors import NeurosimError
 
@@ -151,7 +153,11 @@ def _show(args):
                     if others else f"; run `neurosim study run {s.name}` first")
             raise NeurosimError(f"no results for study {s.name!r} at code version {s.code_version()} in "
                                 f"{store.path}{hint}")
+        stale = len(store.stale_keys(s.name, s.code_version()))
     tables = [(title, fn(df)) for title, fn in s.tables] or [(f"{s.name}: all rows", df)]
+    if stale:  # on stderr, so --json stays one JSON document
+        print(f"note: {stale} stored cell(s) of {s.name!r} were computed by other code versions and are stale; "
+              f"`neurosim study run {s.name}` recomputes them", file=sys.stderr)
     if args.json:
         import json
 
