@@ -52,6 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns its exit code (0, 1 for failed cells, 2 for bad input, 130 Ctrl-C,
+    143 SIGTERM). As the console script (``argv`` None, main thread) it also installs the signal
+    handlers of :func:`neurosim.proc.cli_signals`: a second Ctrl-C exits at once."""
+    import threading
+
+    from neurosim.proc import Terminated, cli_signals
+
+    if argv is None and threading.current_thread() is threading.main_thread():
+        cli_signals()
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "_handler", None) is None:
@@ -60,11 +69,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._handler(args) or 0)
     except NeurosimError as e:
-        print(f"neurosim {args.command}: error: {e}", file=sys.stderr)
+        print(f"neurosim {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except Terminated:
+        print(f"neurosim {args.command}: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"neurosim {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(e: BaseException) -> str:
+    """An error message on one line (a message with newlines keeps its first line and says so)."""
+    msg = str(e).strip() or type(e).__name__
+    lines = [ln.strip() for ln in msg.splitlines() if ln.strip()]
+    return lines[0] + (" (...)" if len(lines) > 1 else "")
 
 
 def emit(report, as_json: bool, *, title: str | None = None, float_format: str = "{:,.4g}") -> None:

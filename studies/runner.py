@@ -71,17 +71,37 @@ def execute_cell(module_ref: str, study_name: str, params: dict) -> dict:
     Returns ``{"rows": json text, "elapsed_s", "worker"}`` or ``{"error", "traceback", "worker"}``;
     never raises, so that every executor brings failures back the same way.
     """
+    global _in_cell
     worker = f"{socket.gethostname()}:{os.getpid()}"
     t0 = time.perf_counter()
+    _in_cell = True
     try:
         load_module(module_ref)
         s = get(study_name)
         out = s.cell(**params)
         rows = _as_rows(out)
         return {"rows": json_rows(rows), "elapsed_s": time.perf_counter() - t0, "worker": worker}
+    except KeyboardInterrupt:
+        if _pool_worker:  # SIGTERM from the driver ending the pool: the cell's cleanup has run, now go
+            os._exit(143)
+        raise
     except Exception as e:  # noqa: BLE001 - reported to the driver as data
         return {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(), "worker": worker,
                 "elapsed_s": time.perf_counter() - t0}
+    finally:
+        _in_cell = False
+
+
+_in_cell = False
+_pool_worker = False
+
+
+def _on_term(signum, frame):
+    """SIGTERM in a pool worker: inside a cell, unwind it (a Lava run then stops its runtime and unlinks
+    its shared memory) and exit; between cells, exit at once."""
+    if _in_cell:
+        raise KeyboardInterrupt()
+    os._exit(143)
 
 
 def _as_rows(out) -> list[dict]:
@@ -99,7 +119,16 @@ def _as_rows(out) -> list[dict]:
     return rows
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, parent_pid: int | None = None) -> None:
+    # die with the driver whatever kills it, and leave Ctrl-C to the driver (it ends the pool at once)
+    from neurosim.proc import child_setup
+
+    global _pool_worker
+    import signal
+
+    child_setup(parent_pid)
+    _pool_worker = True
+    signal.signal(signal.SIGTERM, _on_term)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     os.environ.setdefault("MKL_NUM_THREADS", str(threads))
 
@@ -183,12 +212,21 @@ class Executor:
         workers = min(workers, self.n_cells)
         threads = max(1, (os.cpu_count() or 1) // workers)
         self.pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                                           initializer=_init_worker, initargs=(threads,))
+                                           initializer=_init_worker, initargs=(threads, os.getpid()))
         self.desc = f"processes ({workers} workers)"
         return self.pool, self.desc
 
     def __exit__(self, exc_type, exc, tb):
-        if self.pool is not None:
+        if self.pool is not None and exc_type is not None and isinstance(self.pool, cf.ProcessPoolExecutor):
+            # interrupted or failed: end the workers now instead of letting queued and running cells
+            # finish (their results would be thrown away); bounded: SIGTERM (a cell unwinds, a Lava run
+            # stops its runtime), then SIGKILL after 2.5 s
+            from neurosim.proc import reap
+
+            procs = list((getattr(self.pool, "_processes", None) or {}).values())
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            reap(procs, grace_s=2.5)
+        elif self.pool is not None:
             try:
                 self.pool.shutdown(wait=exc_type is None, cancel_futures=True)
             except TypeError:  # Dask's ClientExecutor.shutdown has no cancel_futures

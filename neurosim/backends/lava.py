@@ -441,28 +441,38 @@ def _watchdog(proc, done: threading.Event, failed: threading.Event, grace_s: flo
 
 
 def _run_lava(graph: _Graph, precision: str, chunk_steps: int | None, progress, record_trace: bool):
-    """Run the graph to the end and read the results back; the runtime is stopped in every case."""
+    """Run the graph to the end and read the results back; the runtime is stopped in every case.
+
+    Lava's workers are forked under :func:`neurosim.proc.children_die_with_me`: they die with this
+    process whatever kills it, and they ignore SIGINT, so a Ctrl-C sent to the whole process group
+    reaches only this process, which then ends them in a bounded time (:func:`_shutdown`)."""
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
+
+    from neurosim.proc import children_die_with_me
 
     cfg = Loihi2SimCfg(select_tag="floating_pt" if precision == "float" else "fixed_pt")
     proc = graph.any_proc()
     total = graph.total
     chunk = total if not chunk_steps else max(1, int(chunk_steps))
     started = False
+    clean = False
     done, failed = threading.Event(), threading.Event()
     watch = threading.Thread(target=_watchdog, args=(proc, done, failed), daemon=True)
     watch.start()
     try:
-        n_done = 0
-        while n_done < total:
-            n = min(chunk, total - n_done)
-            started = True
-            proc.run(condition=RunSteps(num_steps=n), run_cfg=cfg)
-            n_done += n
-            if progress is not None:
-                progress(n_done, total)
-        return graph.results(record_trace)
+        with children_die_with_me():
+            n_done = 0
+            while n_done < total:
+                n = min(chunk, total - n_done)
+                started = True
+                proc.run(condition=RunSteps(num_steps=n), run_cfg=cfg)
+                n_done += n
+                if progress is not None:
+                    progress(n_done, total)
+            out = graph.results(record_trace)
+            clean = True
+            return out
     except KeyboardInterrupt:
         if failed.is_set():
             raise RuntimeError("a Lava process model failed (its traceback is printed above); the Lava runtime "
@@ -472,26 +482,60 @@ def _run_lava(graph: _Graph, precision: str, chunk_steps: int | None, progress, 
         done.set()
         watch.join()
         if started:
-            _shutdown(proc, clean=not failed.is_set() and not any(_dead(a) for a in _actors(proc)))
+            _shutdown(proc, clean=clean and not failed.is_set() and not any(_dead(a) for a in _actors(proc)))
 
 
-def _shutdown(proc, clean: bool) -> None:
-    """``proc.stop()`` when every worker is alive; otherwise (a worker failed, or Ctrl-C reached the
-    workers too) terminate the workers and release the shared memory, since ``stop()`` would wait for
-    answers from dead processes."""
+STOP_TIMEOUT_S = 10.0  # a clean ``stop()`` that takes longer than this is abandoned for terminate + kill
+
+
+def _shutdown(proc, clean: bool, stop_timeout_s: float = STOP_TIMEOUT_S) -> None:
+    """End ``proc``'s Lava runtime in a bounded time and release its shared memory.
+
+    After a complete run (``clean``) Lava's own ``stop()`` runs, in a thread, for at most
+    ``stop_timeout_s``; on an interrupt, an error or a stop that does not return, the workers are
+    terminated (then killed after a second), and the shared-memory manager is shut down (it unlinks
+    every ``/dev/shm`` segment of the run). ``stop()`` is never called on a runtime whose workers may
+    be gone: it waits for their answers forever."""
+    rt = getattr(proc, "runtime", None)
     if clean:
-        try:
-            proc.stop()
+        box = {}
+
+        def _stop():
+            try:
+                proc.stop()
+                box["ok"] = True
+            except BaseException as e:  # noqa: BLE001 - a failed stop must not mask the first error
+                box["error"] = e
+
+        t = threading.Thread(target=_stop, name="lava-stop", daemon=True)
+        t.start()
+        t.join(stop_timeout_s)
+        if box.get("ok"):
             return
-        except Exception:  # noqa: BLE001 - a failed stop must not mask the first error; clean up below
-            pass
-    for a in _actors(proc):
-        if not _dead(a):
-            a.terminate()
-    mi = getattr(getattr(proc, "runtime", None), "_messaging_infrastructure", None)
-    if mi is not None:
+    _hard_stop(rt)
+
+
+def _hard_stop(rt) -> None:
+    from neurosim.proc import reap
+
+    mi = getattr(rt, "_messaging_infrastructure", None)
+    reap(list(getattr(mi, "actors", None) or []), grace_s=1.0)
+    smm = getattr(mi, "smm", None)
+    if smm is not None:
         try:
-            mi.stop()
+            smm.shutdown()  # the manager's server unlinks the segments; bounded (join 1 s, then terminate)
+        except Exception:  # noqa: BLE001
+            mgr = getattr(smm, "_manager", None)
+            p = getattr(mgr, "_process", None)
+            if p is not None:
+                reap([p], grace_s=0.5)
+    if rt is not None:
+        # Runtime.__del__ calls stop() on a started runtime, which would wait for the dead workers
+        rt._is_started = False
+        rt._is_running = False
+        try:
+            if rt._watchdog_manager is not None:
+                rt._watchdog_manager.stop()
         except Exception:  # noqa: BLE001
             pass
 
