@@ -16,6 +16,7 @@ LOCK_FLAGS ?=   # `make lock LOCK_FLAGS=--upgrade` moves every pin to the newest
 .PHONY: demo test venv lock lockcheck clean bench
 
 $(STAMP): $(LOCK) pyproject.toml
+	@$(PYTHON310) .ci/lock.py check $(LOCK)
 	@test -x $(PY) || $(PYTHON310) -m venv $(VENV)
 	@$(PY) -c 'import sys; assert sys.version_info[:2] == (3, 10), f"{sys.executable} is Python {sys.version.split()[0]}; neurosim needs 3.10 (lava-nc)"'
 	$(PY) -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
