@@ -26,6 +26,7 @@ import platform
 import shlex
 import socket
 import sys
+import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -158,20 +159,108 @@ def _results(pool, module_ref: str, study_name: str, pending: list[tuple[str, di
         yield key, cell, res
 
 
-def connect_dask(address: str, connect_timeout_s: float = 10.0):
-    """A ``distributed.Client`` on ``address`` or NeurosimError if it cannot be reached in time."""
-    if "://" not in address and ":" not in address:
-        raise NeurosimError(f"--scheduler {address!r} must look like tcp://HOST:PORT")
+def check_timeout(connect_timeout_s) -> float:
+    """``--connect-timeout``: a finite number of seconds > 0 (NaN, inf, 0 and negatives are refused)."""
+    import math
+
     try:
-        from distributed import Client
+        t = float(connect_timeout_s)
+    except (TypeError, ValueError):
+        raise NeurosimError(f"--connect-timeout must be a number of seconds, got {connect_timeout_s!r}") from None
+    if not math.isfinite(t) or t <= 0 or t > 86400:
+        raise NeurosimError(f"--connect-timeout must be a finite number of seconds in (0, 86400], got {t:g}")
+    return t
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    rest = address.split("://", 1)[1] if "://" in address else address
+    proto = address.split("://", 1)[0] if "://" in address else "tcp"
+    if proto not in ("tcp", "tls"):
+        raise NeurosimError(f"--scheduler {address!r}: only tcp:// and tls:// addresses are supported")
+    host, sep, port = rest.rstrip("/").rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise NeurosimError(f"--scheduler {address!r} must look like tcp://HOST:PORT (PORT in 1..65535)")
+    return host, int(port)
+
+
+def connect_dask(address: str, connect_timeout_s: float = 10.0, *, need_workers: bool = False):
+    """A ``distributed.Client`` on ``address`` or NeurosimError if it cannot be reached in time.
+
+    Bounded by ``connect_timeout_s`` whatever the other end does: a refused port fails at once (a plain
+    TCP connect first), and the Dask handshake (and, with ``need_workers``, the wait for a worker) runs
+    under a hard deadline, so an endpoint that accepts and never answers, or speaks another protocol
+    (an HTTP server: Dask would read its bytes as a frame length), is one error line, not a hang or a
+    traceback."""
+    t = check_timeout(connect_timeout_s)
+    host, port = _host_port(address)
+    try:
+        from distributed import Client as _DaskClient
     except ImportError as e:
         raise NeurosimError(f"--scheduler needs the 'distributed' package: {e}") from None
+
+    class Client(_DaskClient):
+        """A Client that, when its constructor fails, stops its loop and marks itself closed, so that its
+        ``__del__`` (at exit) does not wait for a close that times out and prints a traceback."""
+
+        def __init__(self, *a, **k):
+            try:
+                super().__init__(*a, **k)
+            except BaseException:
+                self.status = "closed"
+                try:
+                    self._loop_runner.stop()
+                except BaseException:  # noqa: BLE001
+                    pass
+                raise
+
+    where = f"the Dask scheduler at {address}"
+    deadline = time.monotonic() + t
     try:
-        return Client(address, timeout=f"{connect_timeout_s}s", set_as_default=False)
-    except (OSError, TimeoutError, ValueError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise NeurosimError(f"cannot reach the Dask scheduler at {address} within {connect_timeout_s:g} s: {msg}") \
-            from None
+        socket.create_connection((host, port), timeout=t).close()
+    except OSError as e:
+        raise NeurosimError(f"cannot reach {where}: {e.strerror or e}") from None
+    box: dict = {}
+
+    def _connect():
+        try:
+            c = Client(address, timeout=f"{max(0.5, deadline - time.monotonic()):.3f}s", set_as_default=False)
+            box["client"] = c
+            if need_workers:
+                try:
+                    c.wait_for_workers(1, timeout=max(0.5, deadline - time.monotonic()))
+                except Exception:  # noqa: BLE001 - WorkerStartTimeoutError (not a TimeoutError), a lost link
+                    box["no_workers"] = True
+        except BaseException as e:  # noqa: BLE001 - anything the handshake raises becomes one line below
+            box["error"] = e
+
+    th = threading.Thread(target=_connect, name="dask-connect", daemon=True)
+    th.start()
+    th.join(max(0.0, deadline - time.monotonic()) + 0.25)
+    if th.is_alive() or "error" in box or box.get("no_workers"):
+        c = box.get("client")
+        if c is not None:
+            threading.Thread(target=_quiet_close, args=(c,), daemon=True).start()
+        if th.is_alive():
+            raise NeurosimError(f"{where} accepted the connection but did not answer as a Dask scheduler "
+                                f"within {t:g} s (--connect-timeout)")
+        if box.get("no_workers"):
+            raise NeurosimError(f"{where} has no workers (waited {t:g} s); start some with "
+                                f"`dask worker {address}`")
+        e = box["error"]
+        if isinstance(e, (MemoryError, OverflowError, UnicodeError, EOFError)) or "deserial" in str(e).lower():
+            msg = "it does not speak the Dask protocol (is it another service?)"
+        else:
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise NeurosimError(f"cannot reach {where} within {t:g} s: {msg}")
+    return box["client"]
+
+
+def _quiet_close(client) -> None:
+    try:
+        client.close(timeout=2)
+    except BaseException:  # noqa: BLE001
+        pass
 
 
 class Executor:
@@ -187,14 +276,7 @@ class Executor:
 
     def __enter__(self):
         if self.scheduler:
-            self.client = connect_dask(self.scheduler, self.timeout)
-            try:
-                self.client.wait_for_workers(1, timeout=self.timeout)
-            except Exception:  # noqa: BLE001 - WorkerStartTimeoutError (not a TimeoutError) or a lost connection
-                self.client.close()
-                raise NeurosimError(f"the Dask scheduler at {self.scheduler} has no workers "
-                                    f"(waited {self.timeout:g} s); start some with `dask worker {self.scheduler}`") \
-                    from None
+            self.client = connect_dask(self.scheduler, self.timeout, need_workers=True)
             if self.module_ref.endswith(".py"):
                 self.client.upload_file(self.module_ref)
             n = len(self.client.scheduler_info().get("workers", {}))
@@ -232,7 +314,7 @@ class Executor:
             except TypeError:  # Dask's ClientExecutor.shutdown has no cancel_futures
                 self.pool.shutdown(wait=exc_type is None)
         if self.client is not None:
-            self.client.close()
+            _quiet_close(self.client)  # bounded: a scheduler that died mid-run must not hang the exit
         return False
 
 

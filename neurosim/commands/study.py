@@ -113,7 +113,9 @@ def _run(args):
 
     import studies
     from studies.report import report
+    from studies.runner import check_timeout
 
+    check_timeout(args.connect_timeout)
     summary = studies.run(args.name, quick=args.quick, only=parse_only(args.only), db=args.db,
                           workers=args.workers, scheduler=args.scheduler, connect_timeout_s=args.connect_timeout,
                           quiet=args.quiet, modules=args.module, recompute=args.recompute)
