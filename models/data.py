@@ -17,7 +17,9 @@ name                what                                                        
 
 Nothing is downloaded. For full data sets, point :func:`load_mnist_idx` at the four IDX files of
 MNIST (LeCun et al.; gzip or raw) and :func:`load_cifar10` at CIFAR-10's "python version" batches
-(Krizhevsky 2009). CIFAR-10's batches are pickles: load only files you trust.
+(Krizhevsky 2009). CIFAR-10's batches are pickles; they are read with a restricted unpickler
+(:func:`safe_unpickle`) that builds only dicts, lists, tuples, bytes, str, numbers and numpy arrays
+and refuses every other global, so a batch file cannot run code.
 """
 from __future__ import annotations
 
@@ -210,9 +212,68 @@ def load_mnist_idx(directory: str | Path, name: str = "mnist") -> tuple[Dataset,
         labels = read_idx(_find(d, [f"{split}-labels-idx1-ubyte", f"{split}-labels.idx1-ubyte"]))
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
             raise NeurosimError(f"{d}: {split} images {images.shape} and labels {labels.shape} do not match")
+        if len(labels) == 0 or images.shape[1] == 0 or images.shape[2] == 0:
+            raise NeurosimError(f"{d}: the {split} IDX files hold no samples (images {images.shape})")
+        if labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() > 9:
+            raise NeurosimError(f"{d}: {split} labels must be integers in 0..9, found "
+                                f"{labels.min()}..{labels.max()} ({labels.dtype})")
+        if not np.isfinite(images).all():
+            raise NeurosimError(f"{d}: {split} images contain NaN or inf")
         x = torch.from_numpy(images.astype(np.float32) / 255.0)[:, None]
         out.append(Dataset(name, x, torch.from_numpy(labels.astype(np.int64)), 10))
     return out[0], out[1]
+
+
+# what a CIFAR-10 python batch may reference: numpy's array reconstruction (numpy 1.x and 2.x names)
+# and the latin-1 codec that Python 3 uses for Python 2 byte strings; nothing that can run code
+_PICKLE_ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) in _PICKLE_ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refused to load global {module}.{name} (a CIFAR-10 batch holds only "
+                                     f"dicts, lists, bytes, str and numpy arrays)")
+
+
+def safe_unpickle(path: str | Path, what: str = "CIFAR-10 batch"):
+    """Unpickle ``path`` allowing only plain containers, bytes/str/numbers and numeric numpy arrays;
+    anything else (a ``__reduce__`` to ``os.system``, an object array) is a NeurosimError."""
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            obj = _RestrictedUnpickler(f, encoding="bytes").load()
+    except OSError as e:
+        raise NeurosimError(f"cannot read {what} {p}: {e.strerror or e}") from None
+    except pickle.UnpicklingError as e:
+        raise NeurosimError(f"cannot read {what} {p}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - garbage makes pickle raise anything (EOFError, ValueError, ...)
+        raise NeurosimError(f"cannot read {what} {p}: not a valid pickle ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0][:120] if str(e) else ''})") from None
+    _check_plain(obj, p)
+    return obj
+
+
+def _check_plain(obj, p: Path, depth: int = 0) -> None:
+    if depth > 8:
+        raise NeurosimError(f"{p}: nested too deeply for a CIFAR-10 batch")
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.hasobject:
+            raise NeurosimError(f"{p}: holds an object array (refused: a CIFAR-10 batch holds numeric arrays)")
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            _check_plain(k, p, depth + 1)
+            _check_plain(v, p, depth + 1)
+    elif isinstance(obj, (list, tuple)):
+        if len(obj) and not isinstance(obj[0], (int, float, bytes, str)):
+            for v in obj:
+                _check_plain(v, p, depth + 1)
+    elif not isinstance(obj, (bytes, str, int, float, bool, type(None))):
+        raise NeurosimError(f"{p}: holds a {type(obj).__name__} (refused)")
 
 
 def load_cifar10(directory: str | Path) -> tuple[Dataset, Dataset]:
@@ -230,29 +291,34 @@ def load_cifar10(directory: str | Path) -> tuple[Dataset, Dataset]:
         raise NeurosimError(f"CIFAR-10 directory {d} does not exist")
 
     def batch(p: Path):
-        try:
-            with open(p, "rb") as f:
-                obj = pickle.load(f, encoding="bytes")
-        except (OSError, pickle.UnpicklingError, EOFError) as e:
-            raise NeurosimError(f"cannot read CIFAR-10 batch {p}: {e}") from e
-        obj = {k.decode() if isinstance(k, bytes) else k: v for k, v in obj.items()}
+        obj = safe_unpickle(p)
+        if not isinstance(obj, dict):
+            raise NeurosimError(f"{p} is not a CIFAR-10 batch (a pickled {type(obj).__name__}, not a dict)")
+        obj = {k.decode(errors="replace") if isinstance(k, bytes) else str(k): v for k, v in obj.items()}
         if "data" not in obj or "labels" not in obj:
             raise NeurosimError(f"{p} is not a CIFAR-10 batch (keys: {sorted(obj)})")
-        data = np.asarray(obj["data"], dtype=np.uint8)
-        labels = np.asarray(obj["labels"], dtype=np.int64)
-        if data.ndim != 2 or data.shape[1] != 3072 or len(data) != len(labels):
-            raise NeurosimError(f"{p}: data {data.shape} / labels {labels.shape} are not CIFAR-10 shaped")
-        return data, labels
+        try:
+            data = np.asarray(obj["data"])
+            labels = np.asarray(obj["labels"])
+        except (TypeError, ValueError) as e:
+            raise NeurosimError(f"{p}: data / labels are not arrays: {e}") from None
+        if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 or labels.ndim != 1 \
+                or len(data) != len(labels) or not len(data) or labels.dtype.kind not in "iu":
+            raise NeurosimError(f"{p}: data {data.shape} {data.dtype} / labels {labels.shape} {labels.dtype} are "
+                                f"not CIFAR-10 shaped (uint8 [N, 3072], N >= 1 integer labels)")
+        if labels.min() < 0 or labels.max() > 9:
+            raise NeurosimError(f"{p}: labels must lie in 0..9, found {int(labels.min())}..{int(labels.max())}")
+        return data, labels.astype(np.int64)
 
     train_files = [d / f"data_batch_{i}" for i in range(1, 6) if (d / f"data_batch_{i}").is_file()]
     if not train_files or not (d / "test_batch").is_file():
         raise NeurosimError(f"{d} needs data_batch_1..5 (at least one) and test_batch")
     classes = None
     if (d / "batches.meta").is_file():
-        with open(d / "batches.meta", "rb") as f:
-            meta = pickle.load(f, encoding="bytes")
-        names = meta.get(b"label_names", meta.get("label_names"))
-        classes = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names) if names else None
+        meta = safe_unpickle(d / "batches.meta", "CIFAR-10 batches.meta")
+        names = meta.get(b"label_names", meta.get("label_names")) if isinstance(meta, dict) else None
+        if isinstance(names, (list, tuple)) and len(names) == 10:
+            classes = tuple(n.decode(errors="replace") if isinstance(n, bytes) else str(n) for n in names)
 
     def make(parts):
         data = np.concatenate([p[0] for p in parts])

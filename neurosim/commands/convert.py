@@ -218,7 +218,8 @@ def _plot(path: str, ts, snn_acc, ann_acc, title: str, trace=None):
 @command("convert", help="train or load a zoo ANN, convert it to a spiking network, accuracy vs timesteps")
 def configure(p):
     p.add_argument("model", help="zoo model name (mlp, lenet5, resnet_tiny, ...)")
-    p.add_argument("--dataset", default="mnist5k", help="digits, mnist5k, mnist-idx:DIR, cifar10:DIR")
+    p.add_argument("--dataset", default="mnist5k", help="digits, mnist5k, mnist-idx:DIR, cifar10:DIR (CIFAR-10's pickled batches are read with a "
+                   "restricted unpickler: only dicts, lists, bytes, str and numpy arrays, no code runs)")
     p.add_argument("--checkpoint", help="trained weights (models.save format); trained and saved there if missing")
     p.add_argument("--timesteps", default=DEFAULT_TIMESTEPS, help=f"comma-separated T values ({DEFAULT_TIMESTEPS})")
     p.add_argument("--norm", default="p99.9", help="activation scale: max or a percentile pNN.N (default p99.9)")

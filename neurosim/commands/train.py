@@ -8,7 +8,9 @@ from neurosim.cli import command, emit
 def configure(p):
     p.add_argument("model", help="zoo model name (mlp, lenet5, resnet_tiny, vit_tiny, lstm, ...)")
     p.add_argument("--dataset", default="digits",
-                   help="digits, mnist5k, majority, majority_tokens, mnist-idx:DIR or cifar10:DIR (default digits)")
+                   help="digits, mnist5k, majority, majority_tokens, mnist-idx:DIR or cifar10:DIR (default digits); CIFAR-10's "
+                        "pickled batches are read with a restricted unpickler (only dicts, lists, bytes, str and "
+                        "numpy arrays: a batch cannot run code)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=64)
