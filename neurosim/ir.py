@@ -572,8 +572,12 @@ class SpikingNetwork:
         """
         from neurosim.backends import get_backend
 
-        if int(timesteps) != timesteps or timesteps < 1:
-            raise NeurosimError(f"timesteps must be a positive integer, got {timesteps}")
+        try:
+            ok = not isinstance(timesteps, bool) and int(timesteps) == timesteps and timesteps >= 1
+        except (TypeError, ValueError, OverflowError):
+            ok = False
+        if not ok:
+            raise NeurosimError(f"timesteps must be a positive integer, got {timesteps!r}")
         res = get_backend(backend)(self, inputs, int(timesteps), precision, **options)
         targets = self.synapse_targets()
         res.synapse_targets = {k: targets.get(k) for k in res.synops}

@@ -41,6 +41,10 @@ class Backend:
         if precision not in self.precisions:
             raise NeurosimError(f"backend {self.name!r} has no precision {precision!r}; "
                                 f"valid: {', '.join(self.precisions)}")
+        for opt in ("batch_size", "chunk_steps"):
+            v = options.get(opt)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
+                raise NeurosimError(f"{opt} must be a positive integer (or None), got {v!r}")
         return self.run(net, batch_inputs(net, inputs), timesteps, precision, **options)
 
 
@@ -48,15 +52,27 @@ def batch_inputs(net, inputs) -> np.ndarray:
     """``inputs`` as a float array ``[batch, *net.input_shape]`` (one unbatched sample gains a batch axis);
     float64 stays float64 (exactness tests), anything else becomes float32.
 
-    Every backend receives its inputs through this check, so a wrong shape is one clear error.
+    Every backend receives its inputs through this check, so a wrong shape, an empty batch or a NaN/inf
+    value is one clear error (never bias-only predictions).
     """
-    x = np.asarray(inputs.detach().cpu().numpy() if hasattr(inputs, "detach") else inputs)
-    x = x if x.dtype == np.float64 else x.astype(np.float32)
+    try:
+        x = np.asarray(inputs.detach().cpu().numpy() if hasattr(inputs, "detach") else inputs)
+        x = x if x.dtype == np.float64 else x.astype(np.float32)
+    except (TypeError, ValueError) as e:
+        raise NeurosimError(f"inputs must be a numeric array [batch, {', '.join(map(str, net.input_shape))}]: "
+                            f"{e}") from None
     if x.shape[1:] != tuple(net.input_shape):
         if x.shape == tuple(net.input_shape):
-            return x[None]
-        raise NeurosimError(f"inputs must have shape [batch, {', '.join(map(str, net.input_shape))}], "
-                            f"got {list(x.shape)}")
+            x = x[None]
+        else:
+            raise NeurosimError(f"inputs must have shape [batch, {', '.join(map(str, net.input_shape))}], "
+                                f"got {list(x.shape)}")
+    if x.shape[0] == 0:
+        raise NeurosimError("inputs hold no samples (an empty batch)")
+    if not np.isfinite(x).all():
+        bad = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(1))
+        raise NeurosimError(f"inputs contain NaN or inf (samples {', '.join(map(str, bad[:5]))}"
+                            f"{', ...' if len(bad) > 5 else ''}); a spiking network has no answer for them")
     return x
 
 

@@ -38,7 +38,9 @@ thresholds fold into its incoming weights) and given the threshold mantissa ``vt
 (default 1024: 24-bit ``v`` then spans +-128 thresholds). Each Dense/Conv gets 8-bit weights
 (Lava's mixed-sign weights are even numbers in [-256, 254]) and its own exponent
 ``weight_exp = ceil(log2(max|w| vth_mant / 254))``; biases become a 13-bit mantissa and a 3-bit
-exponent; a direct-current input is quantised to ``input_bits`` (graded messages). Lava's models then
+exponent; a direct-current input is quantised to ``input_bits`` (graded messages) with a step taken
+from each sample alone (its own grid, or its range rounded up to a power of two), never from the
+batch. Lava's models then
 add ``a_in << 6`` to ``v`` and compare with ``vth << 6``. Neurons whose largest incoming weight exceeds
 the layer's 90th percentile (a channel with a tiny activation scale after per-channel normalisation)
 get a gain ``g < 1`` on their weights, bias, initial membrane and threshold (``vth = g * vth_mant``,
@@ -180,6 +182,22 @@ def _neuron_gains(tg, theta: np.ndarray, vth_mant: int) -> tuple[np.ndarray, np.
     g = np.where(rowmax > ref, ref / np.maximum(rowmax, 1e-300), 1.0)
     g = np.maximum(np.floor(g * vth_mant), 1.0) / vth_mant
     return g, rowmax * g > 2.0 * ref
+
+
+def _sample_step(x: np.ndarray, levels: int) -> float:
+    """Quantisation step of ONE sample's direct-current input, from that sample alone: its own grid
+    when it lies on one with at most ``levels`` steps (8-bit images, the 17-level digits: rounded to 6
+    significant digits so that float32 noise does not split a data set's samples into several Lava
+    runs), else ``2**ceil(log2(max|x|)) / levels`` (the sample's range rounded up to a power of two:
+    samples of similar range share a step, hence a run; at most one bit of resolution lost)."""
+    a = np.unique(np.abs(x).astype(np.float64))
+    top = float(a.max()) if a.size else 0.0
+    if top == 0.0:
+        return 1.0
+    step = _input_step(x, levels)
+    if step != top / levels:  # the data's own grid
+        return float(f"{step:.6g}")
+    return float(2.0 ** math.ceil(math.log2(top)) / levels)
 
 
 def _input_step(x: np.ndarray, levels: int) -> float:
@@ -552,8 +570,10 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
     ``chunk_steps``: run in pieces of this many steps and call ``progress(done, total)`` between
     them. ``seed``: Poisson encoding (the same spikes as snntorch for the same seed).
     Fixed point: ``vth_mant`` (threshold mantissa, 17 bits), ``input_bits`` and ``input_scale`` (the
-    direct-current input quantisation step; default ``max|x| / (2**input_bits - 1)``, signed inputs
-    one bit less). The result carries ``quantization`` (a DataFrame per layer) for ``fixed``.
+    direct-current input quantisation step, one for every sample; default: each sample's own step from
+    that sample alone (:func:`_sample_step`; signed samples one bit less), so no sample changes another's
+    result; samples with one step share a Lava run, ``result.lava_input_steps`` lists the steps). The
+    result carries ``quantization`` (a DataFrame per layer, of the largest run) for ``fixed``.
     """
     _import_lava()
     import torch
@@ -571,45 +591,58 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
         gen = torch.Generator().manual_seed(int(seed))
         enc, _ = encode(net.encoding, torch.as_tensor(x), T, generator=gen)
         e = enc.numpy().reshape(T, B, -1).transpose(1, 0, 2)[:, :, perm_in]
-    input_step = 1.0
+    # fixed point: each sample's own quantisation step (never the batch's: one outsized sample must not
+    # flush the others to zero); samples that share a step share a Lava run
+    groups = [(1.0, np.arange(B))]
     if fixed and direct:
-        signed = bool((x < 0).any())
-        levels = 2 ** (input_bits - 1) - 1 if signed else 2 ** input_bits - 1
-        input_step = float(input_scale) if input_scale else _input_step(x, levels)
-        e = np.clip(np.round(e / input_step), -levels if signed else 0, levels)
+        e = np.array(e, dtype=np.float64)
+        steps = np.empty(B)
+        for i in range(B):
+            signed = bool((x[i] < 0).any())
+            levels = 2 ** (input_bits - 1) - 1 if signed else 2 ** input_bits - 1
+            steps[i] = float(input_scale) if input_scale else _sample_step(x[i], levels)
+            e[i] = np.clip(np.round(e[i] / steps[i]), -levels if signed else 0, levels)
+        groups = [(float(st), np.flatnonzero(steps == st)) for st in np.unique(steps)]
     bs = B if not batch_size else int(batch_size)
-    outs, traces, counts, events, sats, amaxes = [], [], {}, {}, {}, {}
+    outs = np.zeros((B, net.num_classes), np.float64)
+    traces = np.zeros((T, B, net.num_classes), np.float64) if record_trace else None
+    counts, events, sats, amaxes = {}, {}, {}, {}
     qreport, nproc = None, 0
     t0 = time.perf_counter()
-    for s in range(0, B, bs):
-        eb = e[s:s + bs]
-        b = eb.shape[0]
-        data = eb.reshape(b * T, -1).T  # [n_lava, b*T]
-        graph = _Graph(net, data, b, T, fixed, vth_mant, input_step, graded_input=True)
-        nproc = 2 + len(graph.procs) + graph.n_synapse_procs
-        out, tr, c, ev, sat, amax = _run_lava(graph, precision, chunk_steps, progress, record_trace)
-        outs.append(out)
-        if record_trace:
-            traces.append(tr)
-        for k, v in c.items():
-            counts[k] = counts.get(k, 0.0) + v
-        for k, v in ev.items():
-            events[k] = events.get(k, 0.0) + v
-        for k, v in sat.items():
-            sats[k] = sats.get(k, 0) + v
-        for k, v in amax.items():
-            amaxes[k] = max(amaxes.get(k, 0.0), v)
-        qreport = graph.qreport
+    for input_step, idx in groups:
+        for s in range(0, len(idx), bs):
+            sel = idx[s:s + bs]
+            eb = e[sel]
+            b = eb.shape[0]
+            data = eb.reshape(b * T, -1).T  # [n_lava, b*T]
+            graph = _Graph(net, data, b, T, fixed, vth_mant, input_step, graded_input=True)
+            nproc = 2 + len(graph.procs) + graph.n_synapse_procs
+            out, tr, c, ev, sat, amax = _run_lava(graph, precision, chunk_steps, progress, record_trace)
+            outs[sel] = out
+            if record_trace:
+                traces[:, sel] = tr
+            for k, v in c.items():
+                counts[k] = counts.get(k, 0.0) + v
+            for k, v in ev.items():
+                events[k] = events.get(k, 0.0) + v
+            for k, v in sat.items():
+                sats[k] = sats.get(k, 0) + v
+            for k, v in amax.items():
+                amaxes[k] = max(amaxes.get(k, 0.0), v)
+            if qreport is None or len(sel) > qreport[1]:
+                qreport = (graph.qreport, len(sel))
+    qreport = qreport[0] if qreport else None
     wall = time.perf_counter() - t0
-    output = np.concatenate(outs).astype(np.float32)
+    output = outs.astype(np.float32)
     events[INPUT] = (e != 0).sum(axis=(0, 1)).astype(np.float64)[np.argsort(perm_in)]
     neurons = {k: p.size for k, p in net.populations.items()}
     res = SimResult(output=output, predictions=output.argmax(1), timesteps=T, spike_counts=counts,
                     neurons=neurons, firing_rates={k: counts[k] / (neurons[k] * T * B) for k in neurons},
                     synops=synops(net, events, B, T), backend="lava", precision=precision, batch=B, wall_s=wall,
-                    trace=np.concatenate(traces, 1).astype(np.float32) if record_trace else None)
+                    trace=traces.astype(np.float32) if record_trace else None)
     res.lava_processes = nproc
     res.lava_steps_per_sample = T
+    res.lava_input_steps = [g[0] for g in groups] if fixed and direct else None
     if fixed:
         import pandas as pd
 
