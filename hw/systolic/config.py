@@ -25,6 +25,7 @@ from pathlib import Path
 from neurosim.errors import NeurosimError
 
 DATAFLOWS = ("os", "ws", "is")
+INT_MAX = 2 ** 31 - 1  # every size, count and offset of a config or topology fits a 32-bit index
 BANDWIDTH_MODES = ("CALC", "USER")
 
 
@@ -65,19 +66,19 @@ class SystolicConfig:
     def __post_init__(self):
         for f in ("array_rows", "array_cols", "ifmap_sram_kib", "filter_sram_kib", "ofmap_sram_kib"):
             v = getattr(self, f)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise NeurosimError(f"{f} must be a positive integer, got {v!r}")
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1 or v > INT_MAX:
+                raise NeurosimError(f"{f} must be a positive integer up to {INT_MAX:,}, got {v!r}")
         for f in ("ifmap_offset", "filter_offset", "ofmap_offset"):
             v = getattr(self, f)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise NeurosimError(f"{f} must be a non-negative integer, got {v!r}")
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0 or v > INT_MAX:
+                raise NeurosimError(f"{f} must be a non-negative integer up to {INT_MAX:,}, got {v!r}")
         if self.dataflow not in DATAFLOWS:
             raise NeurosimError(f"unknown dataflow {self.dataflow!r}; valid: {', '.join(DATAFLOWS)}")
         if self.bandwidth_mode not in BANDWIDTH_MODES:
             raise NeurosimError(f"bandwidth_mode must be CALC or USER, got {self.bandwidth_mode!r}")
         if self.bandwidth_mode == "USER":
             bw = self.bandwidth_words
-            if not isinstance(bw, int) or isinstance(bw, bool) or bw < 1:
+            if not isinstance(bw, int) or isinstance(bw, bool) or bw < 1 or bw > INT_MAX:
                 raise NeurosimError(f"USER bandwidth mode needs bandwidth_words, a positive integer, got {bw!r}")
         if self.os_timing not in ("scalesim", "paper"):
             raise NeurosimError(f"os_timing must be 'scalesim' or 'paper', got {self.os_timing!r}")
@@ -116,9 +117,12 @@ _SPELLING = {"run_name": "run_name", "arrayheight": "ArrayHeight", "arraywidth":
 def _parse_ini(path: Path):
     """INI -> {section: {key_lower: (value, line)}}, {section: header_line}; configparser's syntax."""
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
     except OSError as e:
         raise ConfigError(path, None, None, f"cannot read config: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(path, None, None, f"not a text file (byte 0x{e.object[e.start]:02x} at offset {e.start} "
+                                            f"is not UTF-8)") from None
     sections: dict[str, dict[str, tuple[str, int]]] = {}
     headers: dict[str, int] = {}
     current = None
@@ -148,14 +152,16 @@ def _parse_ini(path: Path):
     return sections, headers, len(lines)
 
 
-def _int(path, line, field, value, minimum):
+def _int(path, line, field, value, minimum, maximum=INT_MAX):
     try:
         v = int(value)
     except ValueError:
-        raise ConfigError(path, line, field, f"{value!r} is not an integer") from None
+        raise ConfigError(path, line, field, f"{value[:40]!r} is not an integer") from None
     if v < minimum:
         what = "positive" if minimum == 1 else "non-negative"
         raise ConfigError(path, line, field, f"must be a {what} integer, got {v}")
+    if v > maximum:
+        raise ConfigError(path, line, field, f"{value[:40]} is too large (at most {maximum:,})")
     return v
 
 

@@ -16,6 +16,7 @@ SRAM ofmap write count adds ``R + C`` per fold: both reproduced as they are).
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -269,16 +270,90 @@ class SystolicResult:
         return d
 
 
+def layer_memory_bytes(cfg: SystolicConfig, layer: Layer, traces: bool = False) -> int:
+    """Working memory the simulation of ``layer`` allocates (index tables over the im2col operand, USER
+    mode's prefetch line tables, the per-row served cycles of a trace run), estimated before allocating."""
+    R, C = cfg.array_rows, cfg.array_cols
+    b = 56 * layer.M + 48 * layer.K
+    if cfg.user_bandwidth:
+        b += 20 * (layer.batch * layer.ifmap_h * layer.ifmap_w * layer.channels) + 20 * layer.K * layer.N
+    if traces:
+        b += 24 * trace_rows(cfg, layer) + 8 * 8192 * max(R, C)
+    return b
+
+
+def trace_rows(cfg: SystolicConfig, layer: Layer) -> int:
+    """Demand rows of one operand's SRAM trace (the same count for IFMAP, FILTER and OFMAP)."""
+    R, C = cfg.array_rows, cfg.array_cols
+    Sr, Sc, T = K_.spatial_dims(cfg.dataflow, layer.M, layer.K, layer.N)
+    _, F = K_.operand_specs(cfg.dataflow, R, C, T, paper_os=(cfg.os_timing == "paper"))
+    return -(-Sr // R) * -(-Sc // C) * F
+
+
+def trace_bytes(cfg: SystolicConfig, layers: list[Layer]) -> int:
+    """Estimated size on disk of the SRAM traces of ``layers``: per demand row of each operand, the cycle
+    and one address (or -1) per port, as decimal text (about 6 characters per field on average: addresses
+    up to 8 digits and a comma, idle ports ``-1,``; measured 0.8x of this on SCALE-Sim's example layers)."""
+    R, C = cfg.array_rows, cfg.array_cols
+    per_field = 6
+    return sum(trace_rows(cfg, layer) * (R + C + max(R, C) + 3) * per_field for layer in layers)
+
+
+def fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if n < 1024 or unit == "EiB":
+            return f"{n:,.1f} {unit}"
+        n /= 1024
+
+
+def _memory_limit() -> int:
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available * 0.8)
+    except Exception:  # noqa: BLE001 - no psutil: the physical memory
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.8)
+
+
+def check_resources(config: SystolicConfig, layers: list[Layer], *, traces: bool = False,
+                    max_trace_bytes: float | None = None) -> None:
+    """Refuse, before anything is allocated or written, a run whose largest layer needs more memory than
+    this machine has free, or (``traces``) whose SRAM traces would exceed ``max_trace_bytes``."""
+    limit = _memory_limit()
+    seen = set()
+    for layer in layers:
+        key = (layer.M, layer.K, layer.N, layer.batch, layer.ifmap_h, layer.ifmap_w, layer.channels)
+        if key in seen:
+            continue
+        seen.add(key)
+        need = layer_memory_bytes(config, layer, traces)
+        if need > limit:
+            raise NeurosimError(f"layer {layer.name!r} (M={layer.M:,}, K={layer.K:,}, N={layer.N:,}) needs about "
+                                f"{fmt_bytes(need)} of memory to simulate; this machine has {fmt_bytes(limit)} "
+                                f"to spare")
+    if traces and max_trace_bytes is not None:
+        need = trace_bytes(config, layers)
+        if need > max_trace_bytes:
+            raise NeurosimError(f"the SRAM traces of this run need about {fmt_bytes(need)} on disk; the limit is "
+                                f"{fmt_bytes(max_trace_bytes)} (raise it with --max-trace-gb, or simulate without "
+                                f"--trace-dir)")
+
+
 def simulate(config: SystolicConfig, layers: list[Layer], *, energy=None, trace_dir: str | Path | None = None,
-             progress=None) -> SystolicResult:
+             progress=None, max_trace_bytes: float | None = None) -> SystolicResult:
     """Simulate ``layers`` in order on ``config``; identical layers are simulated once (results reused).
 
     ``energy``: an :class:`hw.systolic.energy.EnergyModel` (or a catalog device name) to add per-access
     energy to every layer. ``trace_dir``: stream SCALE-Sim-format SRAM traces to
-    ``trace_dir/layer<i>/{IFMAP,FILTER,OFMAP}_SRAM_TRACE.csv`` (written chunk by chunk).
+    ``trace_dir/layer<i>/{IFMAP,FILTER,OFMAP}_SRAM_TRACE.csv`` (written chunk by chunk), refused
+    beforehand when their estimated size exceeds ``max_trace_bytes``; a run whose layers need more
+    memory than this machine has free is refused before anything is allocated (:func:`check_resources`).
     """
     if not layers:
         raise NeurosimError("nothing to simulate: no layers")
+    if trace_dir is not None and Path(trace_dir).exists() and not Path(trace_dir).is_dir():
+        raise NeurosimError(f"--trace-dir {trace_dir} exists and is not a folder")
+    check_resources(config, layers, traces=trace_dir is not None, max_trace_bytes=max_trace_bytes)
     from hw.systolic.energy import resolve_energy
 
     em = resolve_energy(energy)

@@ -27,11 +27,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from hw.systolic.config import ConfigError
+from hw.systolic.config import INT_MAX, ConfigError
 from neurosim.errors import NeurosimError
 
 CONV_FIELDS = ("IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width", "Channels", "Num Filter", "Strides")
 GEMM_FIELDS = ("M", "N", "K")
+MAX_LAYERS = 100_000  # a topology (after depthwise expansion) with more layers is refused before it is built
+MAX_MACS = 2 ** 62    # M * K * N of one layer must fit the simulator's int64 counters
 
 
 @dataclass(frozen=True)
@@ -57,11 +59,15 @@ class Layer:
         for f in ("ifmap_h", "ifmap_w", "filter_h", "filter_w", "channels", "num_filters", "stride_h", "stride_w",
                   "batch", "repeat", "dilation_h", "dilation_w"):
             v = getattr(self, f)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise NeurosimError(f"layer {self.name!r}: {f} must be a positive integer, got {v!r}")
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1 or v > INT_MAX:
+                raise NeurosimError(f"layer {self.name!r}: {f} must be a positive integer up to {INT_MAX:,}, "
+                                    f"got {v!r}")
         if self.extent_h > self.ifmap_h or self.extent_w > self.ifmap_w:
             raise NeurosimError(f"layer {self.name!r}: filter {self.extent_h}x{self.extent_w} is larger than its "
                                 f"input {self.ifmap_h}x{self.ifmap_w}")
+        if self.M * self.K * self.N > MAX_MACS:
+            raise NeurosimError(f"layer {self.name!r}: {self.M:,} x {self.K:,} x {self.N:,} MACs do not fit the "
+                                f"simulator's 64-bit counters")
 
     @property
     def extent_h(self) -> int:
@@ -113,10 +119,19 @@ def _pos(path, n, field, value):
     try:
         v = int(value)
     except ValueError:
-        raise ConfigError(path, n, field, f"{value!r} is not an integer") from None
+        raise ConfigError(path, n, field, f"{value[:40]!r} is not an integer") from None
     if v < 1:
         raise ConfigError(path, n, field, f"must be a positive integer, got {v}")
+    if v > INT_MAX:
+        raise ConfigError(path, n, field, f"{value[:40]} is too large (at most {INT_MAX:,})")
     return v
+
+
+def _layer(path, n, make, *args):
+    try:
+        return make(*args)
+    except NeurosimError as e:
+        raise ConfigError(path, n, None, str(e)) from None
 
 
 def read_topology(path: str | os.PathLike, kind: str = "conv") -> list[Layer]:
@@ -143,10 +158,15 @@ def read_topology(path: str | os.PathLike, kind: str = "conv") -> list[Layer]:
             missing = names[len(f) - 1]
             raise ConfigError(path, n, missing, f"missing: a {kind} row needs {len(names)} numbers after the name "
                                                 f"({', '.join(names)}), this one has {len(f) - 1}")
+        if kind == "gemm" and len(f) - 1 >= len(CONV_FIELDS):
+            raise ConfigError(path, n, None, f"a GEMM row is Layer,M,N,K but this one has {len(f) - 1} numbers: "
+                                             f"a convolution topology? (use -i conv)")
         v = [_pos(path, n, names[i], f[1 + i]) for i in range(len(names))]
         if kind == "gemm":
             m, nn, k = v
-            layers.append(Layer.gemm(name, m, nn, k))
+            if len(layers) + 1 > MAX_LAYERS:
+                raise ConfigError(path, n, "Layer name", f"more than {MAX_LAYERS:,} layers")
+            layers.append(_layer(path, n, Layer.gemm, name, m, nn, k))
             continue
         h, w, r, s, c, k, sh = v
         sw = _pos(path, n, "Stride Width", f[8]) if len(f) > 8 and f[8] != "" else sh
@@ -154,10 +174,14 @@ def read_topology(path: str | os.PathLike, kind: str = "conv") -> list[Layer]:
             raise ConfigError(path, n, "Filter Height", f"{r} is larger than IFMAP Height {h}")
         if s > w:
             raise ConfigError(path, n, "Filter Width", f"{s} is larger than IFMAP Width {w}")
+        if len(layers) + (c if "DP" in name else 1) > MAX_LAYERS:
+            raise ConfigError(path, n, "Channels" if "DP" in name else "Layer name",
+                              f"the topology would have {len(layers) + (c if 'DP' in name else 1):,} layers "
+                              f"(a depthwise 'DP' row becomes one layer per channel); at most {MAX_LAYERS:,}")
         if "DP" in name:  # SCALE-Sim's depthwise convention: one single-channel layer per channel
             layers.extend(Layer(f"{name}Channel_{i}", h, w, r, s, 1, k, sh, sw) for i in range(c))
         else:
-            layers.append(Layer(name, h, w, r, s, c, k, sh, sw))
+            layers.append(_layer(path, n, Layer, name, h, w, r, s, c, k, sh, sw))
     if not layers:
         raise ConfigError(path, len(lines), None, "no layers: the file has a header line and nothing after it")
     return layers

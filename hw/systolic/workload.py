@@ -61,7 +61,8 @@ def layers_from_workload(workload) -> tuple[list[Layer], int]:
 
 
 def simulate_model(model, *, array=(32, 32), dataflow="ws", batch=1, config=None, inputs=None, seq=None,
-                   dtype=None, energy=None, trace_dir=None, **overrides) -> SystolicResult:
+                   dtype=None, energy=None, trace_dir=None, progress=None, max_trace_bytes=None,
+                   **overrides) -> SystolicResult:
     """Simulate a zoo model (``"resnet18"``), a :class:`hw.workload.Workload` or an ``nn.Module`` (with ``inputs``).
 
     ``config``: a :class:`SystolicConfig` or a SCALE-Sim ``.cfg`` path supplying SRAMs, offsets and the
@@ -97,7 +98,7 @@ def simulate_model(model, *, array=(32, 32), dataflow="ws", batch=1, config=None
     layers, skipped = layers_from_workload(w)
     if not layers:
         raise NeurosimError(f"model {run_name!r} has no convolution, linear, matmul or attention op to simulate")
-    res = simulate(cfg, layers, energy=energy, trace_dir=trace_dir)
+    res = simulate(cfg, layers, energy=energy, trace_dir=trace_dir, progress=progress, max_trace_bytes=max_trace_bytes)
     res.skipped_ops = skipped
     res.model = run_name
     return res

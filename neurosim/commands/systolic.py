@@ -9,6 +9,25 @@ from neurosim.cli import command, emit
 from neurosim.errors import NeurosimError
 
 
+DEFAULT_MAX_TRACE_GB = 10.0
+
+
+def _progress_bar(n_layers: int, quiet: bool):
+    """A per-layer tqdm bar on stderr when it is a terminal; ``(callback, close)``."""
+    import sys
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=n_layers, unit="layer", file=sys.stderr, disable=quiet or not sys.stderr.isatty(),
+               dynamic_ncols=True, leave=False)
+
+    def cb(i, layer, r):
+        bar.set_postfix_str(layer.name[:24], refresh=False)
+        bar.update(1)
+
+    return cb, bar.close
+
+
 @command("systolic", help="systolic-array simulation (os/ws/is), SCALE-Sim v2 configs, topologies and reports")
 def configure(p):
     p.add_argument("-c", "--config", metavar="CFG", help="SCALE-Sim v2 .cfg (array, SRAMs, dataflow, bandwidth)")
@@ -28,6 +47,10 @@ def configure(p):
     p.add_argument("--energy", default=None, metavar="SOURCE",
                    help="add per-access energy: 'default' (Horowitz 45 nm) or a catalog device with e_*_pj fields")
     p.add_argument("--trace-dir", default=None, help="stream SRAM traces (SCALE-Sim format) into this folder")
+    p.add_argument("--max-trace-gb", type=float, default=DEFAULT_MAX_TRACE_GB, metavar="GB",
+                   help=f"refuse --trace-dir runs whose traces are estimated above this size "
+                        f"(GiB; default {DEFAULT_MAX_TRACE_GB:g})")
+    p.add_argument("--no-progress", action="store_true", help="no per-layer progress bar (shown on a terminal)")
     p.add_argument("--json", action="store_true", help="print one JSON object (config, totals, layers)")
 
     def run(args):
@@ -40,6 +63,18 @@ def configure(p):
             raise NeurosimError(f"--batch must be a positive integer, got {args.batch}")
         if args.bandwidth is not None and args.bandwidth < 1:
             raise NeurosimError(f"--bandwidth must be a positive integer, got {args.bandwidth}")
+        import math
+        from pathlib import Path
+
+        if not math.isfinite(args.max_trace_gb) or args.max_trace_gb <= 0:
+            raise NeurosimError(f"--max-trace-gb must be a positive number, got {args.max_trace_gb}")
+        if args.max_trace_gb != DEFAULT_MAX_TRACE_GB and args.trace_dir is None:
+            raise NeurosimError("--max-trace-gb applies only with --trace-dir")
+        if args.seq is not None and args.model is None:
+            raise NeurosimError("--seq applies only with --model")
+        for flag, val in (("--trace-dir", args.trace_dir), ("-p/--outdir", args.outdir)):
+            if val is not None and Path(val).exists() and not Path(val).is_dir():
+                raise NeurosimError(f"{flag} {val} exists and is not a folder")
         if (args.model is None) == (args.topology is None):
             raise NeurosimError("give either -t TOPOLOGY (with -c CONFIG) or --model NAME")
         changes = {}
@@ -59,15 +94,38 @@ def configure(p):
             cfg = read_config(args.config) if args.config else SystolicConfig(run_name=args.model)
             if not args.config:
                 changes.setdefault("dataflow", "ws")
-            res = simulate_model(args.model, array=None, dataflow=None, batch=args.batch, seq=args.seq,
-                                 config=cfg.with_(**changes), energy=args.energy,
-                                 trace_dir=args.trace_dir)
+            from hw import workload as wl
+
+            w = wl.profile(args.model, batch=args.batch, seq=args.seq)
+            from hw.systolic.workload import layers_from_workload
+
+            cb, close = _progress_bar(len(layers_from_workload(w)[0]), args.no_progress or args.json)
+            try:
+                res = simulate_model(w, array=None, dataflow=None, batch=args.batch,
+                                     config=cfg.with_(**changes), energy=args.energy, trace_dir=args.trace_dir,
+                                     progress=cb, max_trace_bytes=args.max_trace_gb * 2 ** 30)
+            finally:
+                close()
+            res.model = args.model
         else:
             if not args.config:
                 raise NeurosimError("-t TOPOLOGY needs -c CONFIG (a SCALE-Sim .cfg)")
             cfg = read_config(args.config, **changes)
             layers = read_topology(args.topology, args.input_type)
-            res = simulate(cfg, layers, energy=args.energy, trace_dir=args.trace_dir)
+            if args.trace_dir:
+                import sys
+
+                from hw.systolic.simulator import check_resources, fmt_bytes, trace_bytes
+
+                check_resources(cfg, layers, traces=True, max_trace_bytes=args.max_trace_gb * 2 ** 30)
+                print(f"writing about {fmt_bytes(trace_bytes(cfg, layers))} of SRAM traces to {args.trace_dir}",
+                      file=sys.stderr)
+            cb, close = _progress_bar(len(layers), args.no_progress or args.json)
+            try:
+                res = simulate(cfg, layers, energy=args.energy, trace_dir=args.trace_dir, progress=cb,
+                               max_trace_bytes=args.max_trace_gb * 2 ** 30)
+            finally:
+                close()
         wall = time.perf_counter() - t0
         where = res.write(args.outdir) if args.outdir else None
         if args.json:
