@@ -19,8 +19,8 @@ from neurosim.errors import NeurosimError
 from neurosim.ir import Add, Neurons, SpikeMaxPool2d
 
 
-@pytest.fixture(scope="session")
-def digits():
+def digits_split():
+    """scikit-learn's digits in [0, 1], shuffled once: (train x, train y, test x, test y), 1,400 / 397."""
     from sklearn.datasets import load_digits
 
     d = load_digits()
@@ -31,11 +31,16 @@ def digits():
     return x[p[:1400]], y[p[:1400]], x[p[1400:]], y[p[1400:]]
 
 
-def fit(model: nn.Module, digits, epochs: int = 4, lr: float = 5e-3) -> nn.Module:
+@pytest.fixture(scope="session")
+def digits():
+    return digits_split()
+
+
+def fit(model: nn.Module, digits, epochs: int = 4, lr: float = 5e-3, seed: int = 0) -> nn.Module:
     xtr, ytr = digits[0][:1000], digits[1][:1000]
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    g = torch.Generator().manual_seed(1)
+    g = torch.Generator().manual_seed(seed + 1)
     for _ in range(epochs):
         model.train()
         perm = torch.randperm(len(xtr), generator=g)

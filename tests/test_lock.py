@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import sysconfig
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,9 @@ def test_every_locked_package_is_pinned_with_hashes_and_installed_at_that_versio
     blocks = re.split(r"\n(?=[A-Za-z0-9])", text.split("\n", 3)[-1])
     assert all("--hash=sha256:" in b for b in blocks if re.match(r"[A-Za-z0-9]", b)), "a pin without a hash"
     norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()
-    installed = {norm(d.metadata["Name"]): d.version for d in metadata.distributions()}
+    # only the environment's own site-packages: once something imports setuptools, its _vendor
+    # directory (older packaging, zipp, tomli, ...) is on sys.path with dist-info of its own
+    site = sorted({sysconfig.get_paths()[k] for k in ("purelib", "platlib")})
+    installed = {norm(d.metadata["Name"]): d.version for d in metadata.distributions(path=site)}
     drift = {n: (v, installed.get(norm(n))) for n, v in pins.items() if installed.get(norm(n)) != v}
     assert not drift, f"installed versions differ from the lock (run `make venv`): {drift}"
