@@ -3,7 +3,8 @@
 One call simulates every channel of a memory system on one request trace, tCK by tCK (idle stretches
 with nothing queued and no refresh due are skipped, which changes nothing: the state is absolute-time
 stamped). Per channel and cycle, in this order (the controller of DRAMsim3, whose semantics we follow so
-that the two can be compared request by request; :mod:`hw.memory.reference` is the same in plain Python):
+that the two can be compared request by request; :mod:`hw.memory.reference` is the same in plain Python,
+ticking every cycle):
 
 1. refresh: every ``tREFI / ranks`` cycles the next rank is due (staggered); a due refresh first closes
    that rank's open banks (PRE), then issues REF once every bank is ready; its queues are skipped meanwhile.
@@ -254,13 +255,15 @@ def simulate_kernel(arrive, is_write, ch, bank, row, col, key, n_ch, ranks, bank
             if interval > 0 and t > 0 and t % interval == 0:
                 active = True
                 if refresh_mode == 0:
-                    ref_q[c, ref_n[c]] = next_ref[c]
-                    ref_n[c] += 1
+                    if ref_n[c] < 64:   # refreshes due while 64 wait are dropped (the reference does the same)
+                        ref_q[c, ref_n[c]] = next_ref[c]
+                        ref_n[c] += 1
                     next_ref[c] = (next_ref[c] + 1) % ranks
                 else:
                     for r in range(ranks):
-                        ref_q[c, ref_n[c]] = r
-                        ref_n[c] += 1
+                        if ref_n[c] < 64:
+                            ref_q[c, ref_n[c]] = r
+                            ref_n[c] += 1
             found = False
             from_ref = False
             out[3] = BIG
