@@ -324,6 +324,8 @@ class _Stats:
         self.spikes = {k: 0.0 for k in net.populations}
         self.record_counts = False
         self.counts: dict[str, list] = {k: [] for k in net.populations}
+        self.record_steps = False
+        self.steps: dict[str, list] = {k: [] for k in [INPUT, *net.populations]}  # [T, B] per batch chunk
         self.synops = {}
         self.fanout = {}
         self.inputs = {}  # node -> indices of the inputs that are counted
@@ -393,6 +395,8 @@ def _run_layer(low: Lowered, e: torch.Tensor, const_input: bool, T: int, stats: 
             if stats.record_counts:
                 stats.counts[k].append((out.sum(0) if n.signed else cnt).to(torch.int32).cpu())
             stats.spikes[k] += float(cnt.sum())
+            if stats.record_steps:
+                stats.steps[k].append(out.abs().flatten(2).sum(2).to(torch.float64).cpu())
             vals[k] = _Val(out)
         elif isinstance(n, SpikeMaxPool2d):
             x = ins[0].x
@@ -430,6 +434,7 @@ def _run_step(low: Lowered, e: torch.Tensor, const_input: bool, T: int, stats: _
               for k, n in net.nodes.items() if isinstance(n, SpikeMaxPool2d)}
     nonzero = {(k, j): 0 for k in stats.synops for j in stats.inputs[k]}
     pop_counts = {k: 0 for k in net.populations}
+    steps: dict[str, list] = {k: [] for k in net.populations}
     acc = torch.zeros(B, net.num_classes, dtype=low.dtype, device=e.device)
     trace = torch.empty(T, B, net.num_classes, dtype=low.dtype, device=e.device) if record else None
     for t in range(T):
@@ -442,6 +447,8 @@ def _run_step(low: Lowered, e: torch.Tensor, const_input: bool, T: int, stats: _
             if isinstance(n, Neurons):
                 v[k], mem[k] = low.neurons[low.key[k]].step(xs[0], mem[k])
                 stats.spikes[k] += float(v[k].abs().sum())
+                if stats.record_steps:
+                    steps[k].append(v[k].abs().flatten(1).sum(1).to(torch.float64).cpu())
                 if stats.record_counts:
                     pop_counts[k] = pop_counts[k] + v[k].to(torch.int32)
             elif isinstance(n, SpikeMaxPool2d):
@@ -458,6 +465,9 @@ def _run_step(low: Lowered, e: torch.Tensor, const_input: bool, T: int, stats: _
     if stats.record_counts:
         for k, c in pop_counts.items():
             stats.counts[k].append(c.cpu())
+    if stats.record_steps:
+        for k, c in steps.items():
+            stats.steps[k].append(torch.stack(c))
     return acc / T, trace
 
 
@@ -470,7 +480,7 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
                   description="snntorch Leaky neurons (beta=leak, subtractive reset), batched torch synapses")
 def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *, batch_size: int | None = None,
         mode: str = "layer", neuron_impl: str = "auto", seed: int = 0, record_trace: bool = False,
-        record_counts: bool = False,
+        record_counts: bool = False, record_step_counts: bool = False,
         dtype: str = "float32", device: str = "cpu", max_memory_mib: float = 512.0) -> SimResult:
     """Run ``net`` for ``timesteps`` steps on ``inputs`` [batch, *input_shape] (tensor or array).
 
@@ -478,7 +488,8 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
     step), ``"torch"`` (our in-place update), ``"numba"`` (the fused kernel; layer mode, CPU) or
     ``"auto"`` (numba in layer mode on the CPU, snntorch otherwise); all give the same spikes. ``seed`` seeds Poisson encoding. ``record_trace`` keeps
     the readout after every step (``SimResult.trace``); ``record_counts`` every neuron's spike count
-    (``SimResult.counts``). ``dtype``: ``"float32"`` (the float precision)
+    (``SimResult.counts``); ``record_step_counts`` the spike events per step of every population and
+    of the encoded input (``SimResult.step_counts``, [T, batch] each). ``dtype``: ``"float32"`` (the float precision)
     or ``"float64"`` (for exactness tests). ``batch_size`` defaults to what fits ``max_memory_mib``.
     """
     if mode not in MODES:
@@ -491,6 +502,7 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
     low = Lowered(net, neuron_impl, tdtype).to(device)
     stats = _Stats(net)
     stats.record_counts = record_counts
+    stats.record_steps = record_step_counts
     if batch_size is None:
         per_sample = max(sum(p.size for p in net.populations.values()), 1) * 4 * (timesteps if mode == "layer" else 1)
         batch_size = int(max(1, min(B, max_memory_mib * 2**20 // (3 * per_sample))))
@@ -502,6 +514,9 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
             xb = x[s:s + batch_size].to(device)
             e, const = encode(net.encoding, xb, timesteps, generator=gen)
             e = e.to(device=device, dtype=tdtype)
+            if record_step_counts:
+                nz = (e != 0).flatten(2).sum(2).to(torch.float64).cpu()
+                stats.steps[INPUT].append(nz.expand(timesteps, -1) if const else nz)
             runner = _run_layer if mode == "layer" else _run_step
             out, tr = runner(low, e, const, timesteps, stats, record_trace)
             outs.append(out * net.readout.scale)
@@ -516,4 +531,6 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
                      spike_counts=dict(stats.spikes), neurons=neurons, firing_rates=rates,
                      synops={k: v / B for k, v in stats.synops.items()}, backend="snntorch",
                      precision=precision, batch=B, wall_s=wall, trace=trace,
-                     counts={k: torch.cat(v).numpy() for k, v in stats.counts.items()} if record_counts else None)
+                     counts={k: torch.cat(v).numpy() for k, v in stats.counts.items()} if record_counts else None,
+                     step_counts={k: torch.cat(v, 1).numpy() for k, v in stats.steps.items()}
+                     if record_step_counts else None)
