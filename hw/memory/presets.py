@@ -10,16 +10,18 @@
   them), BL4, tCK 1 ns; a row and a column command may issue in the same cycle (separate row/column buses).
 * **hbm2e** -- JESD235D's 3.2 Gb/s/pin (tCK 0.625 ns), 16 Gb dies; the DRAM core timings (ns) of the hbm2
   preset converted to tCK at 0.625 ns (rounded up): derived, no public per-speed table exists.
-* **hbm3** -- Ramulator 2 ``python/ramulator/dram/hbm3.py`` preset HBM3_6400Mbps / HBM3_16Gb_8hi (JESD238
-  Tables 4 and 84): 16 channels x 2 pseudo channels of 32 bits, BL8 in 2 tCK, tCK 0.625 ns, 16 banks in
-  4 groups (and 2 stack IDs, folded into ranks), 16Ki rows.
-* **lpddr5** -- Ramulator 2 ``python/ramulator/dram/lpddr5.py`` preset LPDDR5_6400 / LPDDR5_8Gb_x16 (JESD209-5B
-  Tables 235, 330, 372; bank-group mode, CK 800 MHz, WCK:CK 4:1): four x16 channels (a 64-bit package),
-  BL16 in 2 tCK, 4 bank groups x 4 banks, 32Ki rows x 1Ki columns.
+* **hbm3** -- JESD238's organisation as publicly summarised (16 channels x 2 pseudo channels of 32 bits, BL8
+  in 2 tCK at tCK 0.625 ns = 6.4 Gb/s/pin, 16 banks in 4 groups, 2 stack IDs as ranks); core timings derived
+  from the hbm2 preset's ns (no public HBM3 speed table: Ramulator 2's ``src/dram/impl/HBM3.cpp`` has one
+  2 Gb/s placeholder preset), tRFC 350 ns / tREFI 3900 ns from that file.
+* **lpddr5** -- Ramulator 2 ``src/dram/impl/LPDDR5.cpp`` presets LPDDR5_6400 / LPDDR5_8Gb_x16 (CK 800 MHz):
+  four x16 channels (a 64-bit package), BL16, 4 bank groups x 4 banks, 32Ki rows x 1Ki columns; BL16 in
+  2 tCK where Ramulator 2 counts 4 (see ``sources``).
 
 IDD values for HBM come from DRAMsim3's HBM2 config (per 128-bit channel "device"); LPDDR5 and HBM3 IDD
-values are not published in the JEDEC standards: they reuse those of LPDDR4 (DRAMsim3
-``LPDDR4_8Gb_x16_2400.ini``) and HBM2 and are marked as stand-ins in ``sources``.
+values are not published in the JEDEC standards: they are LPDDR4-class values and HBM2's, marked as
+stand-ins in ``sources``. Upstream commits read: DRAMsim3 29817593b338, Ramulator 2 (LPDDR5.cpp 0b89cad1,
+HBM3.cpp 525d045f).
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from neurosim.errors import UnknownNameError
 from .config import DramConfig
 
 _DS3 = "DRAMsim3 configs/{} (umd-memsys/DRAMsim3)"
-_R2 = "Ramulator 2 python/ramulator/dram/{} (CMU-SAFARI/ramulator2)"
+_R2 = "Ramulator 2 {} (CMU-SAFARI/ramulator2)"
 
 
 def _ns(ns: float, tck: float) -> int:
@@ -77,39 +79,54 @@ def _hbm2e() -> DramConfig:
         name="hbm2e", tck_ns=tck, rows=65536, cwl=_ns(4 * 1.0, tck), trefi=_ns(3900, tck), tccd_s=1, tccd_l=2,
         trfc=_ns(350, tck), **{k: v for k, v in t.items() if k != "trfc"},
         sources={"organisation": "JESD235D: 8 x 128-bit channels, 16 Gb dies (64Ki rows per bank)",
-                 "timing": src + "; tRFC 350 ns for 8 Gb per channel (Ramulator 2 hbm2.py, JESD235D)",
+                 "timing": src + "; tRFC 350 ns: the 8 Gb value of Ramulator 2 src/dram/impl/HBM3.cpp's tRFC table "
+                           "(no public HBM2e tRFC found)",
                  "power": "stand-in: hbm2 preset's IDD (no public HBM2e IDD table)",
                  "controller": "as hbm2"})
 
 
 def _hbm3() -> DramConfig:
-    src = _R2.format("hbm3.py") + " HBM3_6400Mbps, HBM3_16Gb_8hi; JEDEC JESD238"
+    tck = 0.625
+    base = _hbm2()
+    ns = {k: getattr(base, k) * base.tck_ns for k in ("cl", "cwl", "trcd", "trcd_wr", "trp", "tras", "trrd_s", "trrd_l",
+                                                       "twtr_s", "twtr_l", "tfaw", "twr", "trtp")}
+    r2 = _R2.format("src/dram/impl/HBM3.cpp")
     return DramConfig(
-        name="hbm3", protocol="HBM3", tck_ns=0.625, channels=32, ranks=2, bankgroups=4, banks_per_group=4,
+        name="hbm3", protocol="HBM3", tck_ns=tck, channels=32, ranks=2, bankgroups=4, banks_per_group=4,
         rows=16384, columns=256, bus_width=32, device_width=32, bl=8, burst_cycles=2,
-        cl=20, cwl=10, trcd=31, trcd_wr=15, trp=26, tras=45, trfc=_ns(350, 0.625), trefi=6240, trrd_s=4,
-        trrd_l=5, twtr_s=7, twtr_l=10, tfaw=24, twr=33, trtp=9, tccd_s=2, tccd_l=4, trtrs=3, tppd=2,
+        **{k: _ns(v, tck) for k, v in ns.items()}, trfc=_ns(350, tck), trefi=_ns(3900, tck),
+        tccd_s=2, tccd_l=4, trtrs=2,
         vdd=1.1, idd0=65, idd2n=40, idd3n=55, idd4r=390, idd4w=500, idd5ab=250,
         address_mapping="rorabgbachco", dual_command=True,
-        sources={"organisation": src + " (32 pseudo channels of 32 bits; the 2 stack IDs as ranks)",
-                 "timing": src + " (tRTRS: its nCCDR; tRFC 350 ns for 8 Gb channels, JESD238 Table 84)",
-                 "power": "stand-in: hbm2 preset's IDD at VDD 1.1 V (JESD238 VDD; no public HBM3 IDD table)",
+        sources={"organisation": "JEDEC JESD238 (HBM3) as publicly summarised: 16 channels x 2 pseudo channels of "
+                                 "32 bits, BL8, 6.4 Gb/s/pin (BL8 in 2 tCK at tCK 0.625 ns), 16 banks in 4 groups; "
+                                 "a 16 GB stack as 2 stack IDs (modelled as ranks) of 16Ki rows x 1 KiB pages "
+                                 "(our reading, not checked against the standard's tables)",
+                 "timing": "derived: the hbm2 preset's core timings (DRAMsim3 HBM2_8Gb_x128.ini, in ns) at tCK "
+                           "0.625 ns, rounded up; tRFC 350 ns (8 Gb) and tREFI 3900 ns from " + r2 +
+                           " (its only speed preset, HBM3_2Gbps, is marked TODO there); tCCD_S = the burst, "
+                           "tCCD_L = 2 bursts",
+                 "power": "stand-in: hbm2 preset's IDD at VDD 1.1 V (no public HBM3 IDD table)",
                  "controller": "as hbm2"})
 
 
 def _lpddr5() -> DramConfig:
     tck = 1.25
-    src = _R2.format("lpddr5.py") + " LPDDR5_6400, LPDDR5_8Gb_x16; JEDEC JESD209-5B"
+    src = _R2.format("src/dram/impl/LPDDR5.cpp") + " timing preset LPDDR5_6400, org preset LPDDR5_8Gb_x16"
     return DramConfig(
         name="lpddr5", protocol="LPDDR5", tck_ns=tck, channels=4, ranks=1, bankgroups=4, banks_per_group=4,
         rows=32768, columns=1024, bus_width=16, device_width=16, bl=16, burst_cycles=2,
-        cl=17, cwl=9, trcd=15, trcd_wr=15, trp=15, tras=34, trfc=_ns(210, tck), trefi=_ns(3906, tck),
-        trrd_s=max(4, _ns(5, tck)), trrd_l=max(4, _ns(5, tck)), twtr_s=5, twtr_l=10,
-        tfaw=max(16, _ns(20, tck)), twr=28, trtp=8, tccd_s=2, tccd_l=4, trtrs=1, tppd=2,
+        cl=20, cwl=11, trcd=15, trcd_wr=15, trp=15, tras=34, trfc=_ns(210, tck), trefi=_ns(3906, tck),
+        trrd_s=4, trrd_l=4, twtr_s=5, twtr_l=10, tfaw=16, twr=28, trtp=4, tccd_s=2, tccd_l=4, trtrs=2, tppd=2,
         vdd=1.05, idd0=60, idd2n=22, idd3n=30, idd4r=230, idd4w=210, idd5ab=150,
         address_mapping="rochrababgco",
-        sources={"organisation": src + "; four x16 channels as a 64-bit package (our choice)",
-                 "timing": src + " (tRFCab 210 ns for 8 Gb, tREFI 3906 ns: Table 235; tRRD 5 ns, tFAW 20 ns)",
+        sources={"organisation": src + " (1 channel, 1 rank, 4 BG x 4 banks, 32Ki rows x 1Ki columns, x16); four x16 "
+                                       "channels as a 64-bit package (our choice)",
+                 "timing": src + ": nCL 20, nCWL 11, nRCD 15, nRPpb 15 (PRE is per bank here), nRAS 34, nWR 28, "
+                           "nRTP 4, nRRD 4, nWTRS 5, nWTRL 10, nFAW 16, nPPD 2, nCS 2 (as tRTRS), tCK 1250 ps; "
+                           "tRFCab 210 ns (8 Gb) and tREFI 3906 ns from its tables. Deviation: Ramulator 2 sets "
+                           "nBL16 = nCCD = 4 tCK; we use the BL16 data time at 6400 MT/s, 2 tCK (2.5 ns), as "
+                           "tCCD_S and keep 4 tCK as tCCD_L (same bank group)",
                  "power": "stand-in: LPDDR4-class IDD, VDD2 1.05 V (JESD209-5B publishes no IDD values)",
                  "controller": "DRAMsim3 defaults (queues 32/8, open page)"})
 
