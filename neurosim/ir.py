@@ -67,6 +67,7 @@ Add weights, the encoding and readout) is carried in the NIR graph's metadata; s
 """
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -113,13 +114,25 @@ def _broadcastable(arr: np.ndarray, shape: tuple[int, ...]) -> bool:
 
 # ---- nodes ------------------------------------------------------------------------------------------
 
+_REVISION = itertools.count(1)
+
+
 @dataclass(eq=False)
 class Node:
-    """Base of all IR nodes. ``inputs`` names the nodes (or ``"input"``) this node reads at step t."""
+    """Base of all IR nodes. ``inputs`` names the nodes (or ``"input"``) this node reads at step t.
+
+    Nodes are mutable (calibration reassigns a population's ``bias``): every attribute assignment
+    gives the node a new, globally unique ``revision``, so what a network derives from its nodes
+    (``SpikingNetwork.shapes``) is recomputed after an edit instead of going stale.
+    """
 
     inputs: tuple[str, ...]
     arity: ClassVar[int | None] = 1  # None: one or more inputs
     spiking: ClassVar[bool] = False  # emits 0/1 spikes
+
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value)
+        object.__setattr__(self, "revision", next(_REVISION))
 
     def __post_init__(self):
         if isinstance(self.inputs, str):
@@ -450,27 +463,8 @@ class SpikingNetwork:
     def __post_init__(self):
         self.input_shape = tuple(int(s) for s in self.input_shape)
         self.nodes = dict(self.nodes)
-        if INPUT in self.nodes:
-            raise NeurosimError(f"{INPUT!r} is reserved for the network input; rename that node")
-        self.shapes: dict[str, tuple[int, ...]] = {INPUT: self.input_shape}
-        seen = {INPUT}
-        for name, node in self.nodes.items():
-            if not isinstance(node, Node):
-                raise NeurosimError(f"node {name!r} is a {type(node).__name__}, not an IR node")
-            missing = [i for i in node.inputs if i not in seen]
-            if missing:
-                raise NeurosimError(f"node {name!r} reads {missing}, which is not defined before it "
-                                    f"(nodes must be listed in topological order)")
-            try:
-                self.shapes[name] = node.out_shape([self.shapes[i] for i in node.inputs])
-            except NeurosimError as e:
-                raise NeurosimError(f"node {name!r}: {e}") from None
-            if isinstance(node, SpikeMaxPool2d):
-                src = self._spike_source(node.inputs[0])
-                if src is None:
-                    raise NeurosimError(f"SpikeMaxPool2d {name!r} must read spikes (a Neurons population), "
-                                        f"not {node.inputs[0]!r}")
-            seen.add(name)
+        self._shapes_key = None
+        self.shapes  # noqa: B018 - computing the shapes checks the graph
         r = self.readout
         if r.node not in self.nodes:
             raise NeurosimError(f"readout node {r.node!r} is not in the network")
@@ -481,6 +475,43 @@ class SpikingNetwork:
             raise NeurosimError(f"membrane readout reads a synaptic node's current, {r.node!r} is Neurons")
         if len(self.shapes[r.node]) != 1:
             raise NeurosimError(f"readout node {r.node!r} must be 1-D, has shape {self.shapes[r.node]}")
+
+    @property
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """Per-sample output shape of every node (and ``"input"``), checked against each node's inputs.
+
+        Derived from the nodes on demand and cached under their revisions (:class:`Node`), so an
+        edited, added or replaced node is seen at once (a shape that no longer fits raises here)."""
+        key = (self.input_shape, self.encoding.kind, tuple((k, id(n), getattr(n, "revision", 0))
+                                                           for k, n in self.nodes.items()))
+        if self._shapes_key != key:
+            self._shapes = self._compute_shapes()
+            self._shapes_key = key
+        return self._shapes
+
+    def _compute_shapes(self) -> dict[str, tuple[int, ...]]:
+        if INPUT in self.nodes:
+            raise NeurosimError(f"{INPUT!r} is reserved for the network input; rename that node")
+        shapes: dict[str, tuple[int, ...]] = {INPUT: self.input_shape}
+        seen = {INPUT}
+        for name, node in self.nodes.items():
+            if not isinstance(node, Node):
+                raise NeurosimError(f"node {name!r} is a {type(node).__name__}, not an IR node")
+            missing = [i for i in node.inputs if i not in seen]
+            if missing:
+                raise NeurosimError(f"node {name!r} reads {missing}, which is not defined before it "
+                                    f"(nodes must be listed in topological order)")
+            try:
+                shapes[name] = node.out_shape([shapes[i] for i in node.inputs])
+            except NeurosimError as e:
+                raise NeurosimError(f"node {name!r}: {e}") from None
+            if isinstance(node, SpikeMaxPool2d):
+                src = self._spike_source(node.inputs[0])
+                if src is None:
+                    raise NeurosimError(f"SpikeMaxPool2d {name!r} must read spikes (a Neurons population), "
+                                        f"not {node.inputs[0]!r}")
+            seen.add(name)
+        return shapes
 
     def _spike_source(self, name: str):
         while name != INPUT:
@@ -1018,8 +1049,9 @@ def _from_foreign_nir(graph, dt: float) -> SpikingNetwork:
         elif isinstance(g, nir.Flatten):
             out[name] = Flatten(ins)
         elif isinstance(g, nir.Scale):
-            scale = _arr(g.scale)
-            out[name] = Add(ins + ins, weights=[scale * 0.5, scale * 0.5]) if len(ins) == 1 else Add(ins)
+            # one input (several edges into the Scale were summed by src() first): y = scale * x, one
+            # Add input, so each arriving spike is one synaptic event
+            out[name] = Add(ins, weights=[_arr(g.scale)])
         elif isinstance(g, (nir.IF, nir.LIF)):
             r = _arr(g.r)
             if isinstance(g, nir.IF):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from neurosim.ir import (Add, AvgPool2d, Conv2d, Encoding, Flatten, Linear, Neurons, Readout, SpikeMaxPool2d,
-                         SpikingNetwork)
+                         SpikingNetwork, SumPool2d)
 
 
 def mlp(seed: int = 0, n_in: int = 16, hidden: int = 24, n_out: int = 5, encoding: str = "direct",
@@ -56,3 +56,73 @@ def leaky_zero_reset(seed: int = 0) -> tuple[SpikingNetwork, np.ndarray]:
         "n": Neurons("fc", shape=(7,), threshold=0.8, leak=0.9, reset="zero", v_reset=0.1, v_init=0.2),
         "out": Linear("n", weight=rng.normal(0, 1, (3, 7)))}, readout=Readout("out"))
     return net, rng.uniform(0, 1, (5, 6)).astype(np.float32)
+
+
+def zoo_direct(seed: int = 0) -> SpikingNetwork:
+    """Every node kind on a direct-encoded (1, 8, 8) input, three branches summed into one membrane readout.
+
+    * A, unsigned IF with subtractive reset: conv -> IF (per-channel threshold and v_init) -> AvgPool2d ->
+      conv -> IF, a 1x1 conv shortcut from the pool, a residual Add with a per-channel (C, 1, 1) weight
+      -> IF -> SpikeMaxPool2d of spikes -> Flatten -> Linear;
+    * B, signed: conv -> signed IF -> SumPool2d -> conv -> Add with a (C,) weight on a (C, H, W) map with
+      C == W (the IR broadcasts it along W, not per channel) -> signed LIF (leak 0.9, -1 spikes) -> Flatten
+      -> Linear;
+    * C, LIF with zero reset to v_reset = 0.1: Flatten(input) -> Linear (with bias) -> LIF -> Linear.
+    """
+    rng = np.random.default_rng(seed)
+    c = 4
+    nodes = {
+        # A
+        "a_conv1": Conv2d("input", weight=rng.normal(0, 0.6, (c, 1, 3, 3)), bias=rng.normal(0, .05, c), padding=1),
+        "a_n1": Neurons("a_conv1", shape=(c, 8, 8), threshold=rng.uniform(.7, 1.3, (c, 1, 1)),
+                        v_init=rng.uniform(.2, .5, (c, 1, 1))),
+        "a_pool": AvgPool2d("a_n1", kernel_size=2),
+        "a_conv2": Conv2d("a_pool", weight=rng.normal(0, 0.5, (c, c, 3, 3)), bias=rng.normal(0, .05, c), padding=1),
+        "a_n2": Neurons("a_conv2", shape=(c, 4, 4), threshold=1.0, v_init=0.5),
+        "a_conv3": Conv2d("a_n2", weight=rng.normal(0, 0.4, (c, c, 3, 3)), padding=1),
+        "a_skip": Conv2d("a_pool", weight=rng.normal(0, 0.6, (c, c, 1, 1))),
+        "a_res": Add(("a_conv3", "a_skip"), weights=[np.float32(1.0), rng.uniform(.5, 1.0, (c, 1, 1))]),
+        "a_n3": Neurons("a_res", shape=(c, 4, 4), threshold=1.0, v_init=0.5),
+        "a_mp": SpikeMaxPool2d("a_n3", kernel_size=2),
+        "a_flat": Flatten("a_mp"),
+        "a_fc": Linear("a_flat", weight=rng.normal(0, 0.8, (5, c * 4)), bias=rng.normal(0, .05, 5)),
+        # B
+        "b_conv": Conv2d("input", weight=rng.normal(0, 0.8, (c, 1, 3, 3)), bias=rng.normal(0, .05, c), padding=1),
+        "b_n1": Neurons("b_conv", shape=(c, 8, 8), threshold=1.0, v_init=0.5, signed=True),
+        "b_sum": SumPool2d("b_n1", kernel_size=2),
+        "b_conv2": Conv2d("b_sum", weight=rng.normal(0, 0.5, (c, c, 3, 3)), padding=1),
+        "b_scale": Add(("b_conv2",), weights=[rng.uniform(.3, 1.2, c).astype(np.float32)]),
+        "b_n2": Neurons("b_scale", shape=(c, 4, 4), threshold=1.0, v_init=0.5, leak=0.9, signed=True),
+        "b_flat": Flatten("b_n2"),
+        "b_fc": Linear("b_flat", weight=rng.normal(0, 0.4, (5, c * 16))),
+        # C
+        "c_flat": Flatten("input"),
+        "c_fc1": Linear("c_flat", weight=rng.normal(0, 0.4, (7, 64)), bias=rng.normal(0, .1, 7)),
+        "c_n": Neurons("c_fc1", shape=(7,), threshold=0.8, leak=0.9, reset="zero", v_reset=0.1, v_init=0.2),
+        "c_fc2": Linear("c_n", weight=rng.normal(0, 1, (5, 7))),
+        "out": Add(("a_fc", "b_fc", "c_fc2"), weights=[np.float32(1.0), np.float32(0.5), np.float32(1.0)]),
+    }
+    return SpikingNetwork(input_shape=(1, 8, 8), nodes=nodes, readout=Readout("out", "membrane"))
+
+
+def zoo_poisson(seed: int = 0) -> SpikingNetwork:
+    """Poisson (+-1) input of shape (2, 4, 4) and a spike-count readout: a SpikeMaxPool2d reading the input
+    itself -> Flatten -> Linear -> IF; conv -> signed IF -> SpikeMaxPool2d of signed spikes -> Flatten ->
+    Linear; both into one IF population (an Add with weights 1 and 0.5) read by its spike counts."""
+    rng = np.random.default_rng(seed)
+    nodes = {
+        "mp_in": SpikeMaxPool2d("input", kernel_size=2),
+        "flat_in": Flatten("mp_in"),
+        "fa": Linear("flat_in", weight=rng.normal(0, 1.0, (6, 8)), bias=rng.normal(0, .05, 6)),
+        "na": Neurons("fa", shape=(6,), threshold=1.0, v_init=0.5),
+        "fa2": Linear("na", weight=rng.normal(0, 1.2, (6, 6))),
+        "conv": Conv2d("input", weight=rng.normal(0, 0.7, (3, 2, 3, 3)), padding=1),
+        "nb": Neurons("conv", shape=(3, 4, 4), threshold=1.0, v_init=0.5, signed=True),
+        "mp_b": SpikeMaxPool2d("nb", kernel_size=2),
+        "flat_b": Flatten("mp_b"),
+        "fb": Linear("flat_b", weight=rng.normal(0, 0.8, (6, 12))),
+        "sum": Add(("fa2", "fb"), weights=[np.float32(1.0), np.float32(0.5)]),
+        "out": Neurons("sum", shape=(6,), threshold=1.0, v_init=0.5),
+    }
+    return SpikingNetwork(input_shape=(2, 4, 4), nodes=nodes, readout=Readout("out", "spike_count", 2.0),
+                          encoding=Encoding("poisson", 1.0))

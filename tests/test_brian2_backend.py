@@ -1,17 +1,12 @@
 """Brian2 backend: NeuronGroups + Synapses reproduce the IR's step semantics exactly."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from backend_nets import cnn, leaky_zero_reset, mlp  # noqa: E402
-from ir_reference import reference_run  # noqa: E402
-
-from neurosim.errors import NeurosimError  # noqa: E402
+from neurosim.backends.reference import reference_run
+from neurosim.errors import NeurosimError
+from tests.backend_nets import cnn, leaky_zero_reset, mlp
 
 pytestmark = pytest.mark.brian2
 
@@ -124,3 +119,76 @@ def test_bad_options_are_rejected():
         mlp().run(np.zeros((2, 15)), 4, backend="brian2")
     with pytest.raises(NeurosimError, match="valid: float"):
         mlp().run(np.zeros((1, 16)), 4, backend="brian2", precision="fixed")
+
+
+def _cw_net():
+    """A residual Add whose weight has shape (C,) on a (C, H, W) map with C == W: the IR broadcasts it
+    along W (per position), not per channel."""
+    from neurosim.ir import Add, Conv2d, Flatten, Linear, Neurons, Readout, SpikingNetwork
+
+    rng = np.random.default_rng(1)
+    C = 4
+    return SpikingNetwork(input_shape=(1, 4, 4), nodes={
+        "conv": Conv2d("input", weight=rng.normal(0, .8, (C, 1, 3, 3)), padding=1),
+        "n1": Neurons("conv", shape=(C, 4, 4), threshold=1.0, v_init=0.5),
+        "add": Add(("n1",), weights=[np.array([0.2, 0.6, 1.0, 1.4], np.float32)]),
+        "n2": Neurons("add", shape=(C, 4, 4), threshold=0.5, v_init=0.25),
+        "flat": Flatten("n2"),
+        "fc": Linear("flat", weight=rng.normal(0, .5, (3, C * 16)))}, readout=Readout("fc"))
+
+
+def test_channel_weight_with_c_equal_w_broadcasts_along_w():
+    import torch
+
+    from neurosim.backends._terms import Lowering
+
+    net = _cw_net()
+    (term,) = Lowering(net).targets["n2"].terms
+    xin = torch.rand(2, *term.in_shape, dtype=torch.float64)
+    cf = term.conv_form()
+    if cf is not None:  # a per-channel (depthwise) form must equal the IR's own broadcasting
+        got = torch.nn.functional.conv2d(xin, torch.as_tensor(cf[0]), None, *cf[1:])
+        assert torch.allclose(got, term.apply(xin))
+    x = np.random.default_rng(2).uniform(0, 1, (3, 1, 4, 4)).astype(np.float32)
+    ref, counts = reference_run(net, x, 10)
+    r = net.run(x, 10, backend="brian2")
+    np.testing.assert_allclose(r.output, ref, atol=1e-5)
+    for k, c in counts.items():
+        assert r.spike_counts[k] == c.sum(), k
+
+
+def test_a_second_run_after_a_node_edit_uses_the_edited_network():
+    """Calibration reassigns a population's bias between runs (and a user may scale a weight in place):
+    the cached lowering must not be reused after either."""
+    net = mlp(seed=3)
+    x = np.random.default_rng(5).uniform(0, 1, (3, 16)).astype(np.float32)
+    net.run(x, 8, backend="brian2")
+    net.nodes["n1"].bias = np.full(24, 0.3, np.float32)
+    r = net.run(x, 8, backend="brian2")
+    np.testing.assert_allclose(r.output, reference_run(net, x, 8)[0], atol=1e-5)
+    net.nodes["fc2"].weight *= 0.5  # numpy's in-place multiply, then the same array assigned back
+    net.nodes["fc3"].weight[:] = net.nodes["fc3"].weight * -1.0  # in place only
+    r = net.run(x, 8, backend="brian2")
+    np.testing.assert_allclose(r.output, reference_run(net, x, 8)[0], atol=1e-5)
+
+
+def test_dt_option_only_and_global_clock_restored():
+    """The clock step comes from ``dt_s`` alone (nothing writes an IR ``metadata["dt_s"]``) and Brian2's
+    global ``defaultclock.dt`` is the caller's again after a run."""
+    import brian2 as b2
+
+    net = mlp(seed=1)
+    net.metadata["dt_s"] = "not read"
+    x = np.random.default_rng(0).uniform(0, 1, (2, 16)).astype(np.float32)
+    old = b2.defaultclock.dt
+    try:
+        b2.defaultclock.dt = 0.1 * b2.ms
+        r = net.run(x, 6, backend="brian2", dt_s=2e-3)
+        assert abs(float(b2.defaultclock.dt) - 1e-4) < 1e-12
+        np.testing.assert_allclose(r.output, reference_run(net, x, 6)[0], atol=1e-5)
+        net.run(x, 6, backend="brian2")
+        assert abs(float(b2.defaultclock.dt) - 1e-4) < 1e-12
+    finally:
+        b2.defaultclock.dt = old
+    with pytest.raises(NeurosimError, match="dt_s must be a positive"):
+        net.run(x, 6, backend="brian2", dt_s=-1.0)

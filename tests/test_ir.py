@@ -152,3 +152,43 @@ def test_simresult_tables():
     d = r.to_dict()
     json.dumps(d)
     assert d["spike_counts"] == {"a": 12.0} and r.accuracy([0, 1, 1]) == pytest.approx(2 / 3)
+
+
+def test_shapes_follow_node_edits():
+    """Derived state never goes stale: a reassigned, added or replaced node changes ``net.shapes`` at
+    once, and an edit that no longer fits is an error there, not a silently wrong shape."""
+    net = make_net(0)
+    assert net.shapes["fc"] == (10,) and net.num_classes == 10
+    net.nodes["fc"].weight = np.ones((7, 4), np.float32)
+    net.nodes["fc"].bias = None
+    assert net.shapes["fc"] == (7,) and net.num_classes == 7
+    net.nodes["fc2"] = Linear(("fc",), weight=np.ones((3, 7)))
+    assert net.shapes["fc2"] == (3,)
+    net.nodes["fc"] = Linear(("flat",), weight=np.ones((5, 4)))
+    with pytest.raises(NeurosimError, match="fc2.*expects input shape"):
+        net.shapes
+
+
+def _foreign_scale_graph(scale: float):
+    """Input -> Linear -> IF -> Scale -> Linear -> Output, as a foreign NIR tool writes it."""
+    rng = np.random.default_rng(0)
+    return nir.NIRGraph(nodes={
+        "input": nir.Input(input_type={"input": np.array([6])}),
+        "fc1": nir.Linear(weight=rng.uniform(0, 1, (5, 6)).astype(np.float32)),
+        "lif": nir.IF(r=np.full(5, 1e4, np.float32), v_threshold=np.full(5, 0.8, np.float32),
+                      v_reset=np.zeros(5, np.float32)),
+        "sc": nir.Scale(scale=np.full(5, scale, np.float32)),
+        "fc2": nir.Linear(weight=rng.normal(0, 1, (3, 5)).astype(np.float32)),
+        "output": nir.Output(output_type={"output": np.array([3])})},
+        edges=[("input", "fc1"), ("fc1", "lif"), ("lif", "sc"), ("sc", "fc2"), ("fc2", "output")],
+        metadata={}, type_check=False)
+
+
+def test_foreign_nir_scale_is_one_weighted_input_and_counts_each_spike_once():
+    net = SpikingNetwork.from_nir(_foreign_scale_graph(0.5))
+    sc = net.nodes["sc"]
+    assert isinstance(sc, Add) and sc.inputs == ("lif",) and np.allclose(sc.weights[0], 0.5)
+    x = np.random.default_rng(1).uniform(0, 1, (4, 6)).astype(np.float32)
+    r = net.run(x, 10, record_counts=True)
+    spikes = r.spike_counts["lif"] / 4
+    assert spikes > 0 and r.synops["sc"] == pytest.approx(spikes)  # one synaptic event per spike, not two

@@ -8,11 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from backend_nets import cnn, leaky_zero_reset, mlp  # noqa: E402
-from ir_reference import reference_run  # noqa: E402
-
-from neurosim.errors import NeurosimError  # noqa: E402
+from neurosim.backends.reference import reference_run
+from neurosim.errors import NeurosimError
+from tests.backend_nets import cnn, leaky_zero_reset, mlp
 
 pytestmark = pytest.mark.lava
 lava_ok = sys.version_info[:2] == (3, 10)

@@ -117,8 +117,8 @@ def test_signed_neuron_takes_back_early_spikes():
 @pytest.mark.parametrize("builder", ["mlp", "cnn"])
 def test_signed_networks_match_the_reference_on_every_path(builder):
     """Signed populations (and a max-pool of signed spikes): every path equals the IR reference in float64."""
+    from neurosim.backends.reference import reference_run
     from tests import backend_nets
-    from tests.ir_reference import reference_run
 
     net = getattr(backend_nets, builder)(seed=2, signed=True)
     x = np.random.default_rng(5).uniform(0, 1, size=(6, *net.input_shape)).astype(np.float32)
@@ -215,3 +215,38 @@ def test_gpu_free_device_argument():
     net = probe_net(2)
     r = net.run(torch.tensor([[0.5, 0.25]]), 8, device="cpu")
     assert r.output.shape == (1, 2) and r.predictions.shape == (1,)
+
+
+def test_maxpool_of_poisson_input_counts_every_event():
+    """A max-pool reading the Poisson input (+-1 spikes) in a network without signed populations: its
+    -1 outputs are events too, so the layer it feeds gets the synops of |y_t| (the step loop and the
+    reference count step by step)."""
+    from neurosim.backends.reference import reference_run
+    from neurosim.encoding import encode
+    from neurosim.ir import Encoding
+
+    rng = np.random.default_rng(0)
+    net = SpikingNetwork(input_shape=(2, 4, 4), nodes={
+        "mp": SpikeMaxPool2d("input", kernel_size=2), "flat": Flatten("mp"),
+        "fc": Linear("flat", weight=rng.normal(0, 1, (3, 8))),
+        "n": Neurons("fc", shape=(3,), threshold=1.0, v_init=0.5),
+        "out": Linear("n", weight=rng.normal(0, 1, (4, 3)))}, readout=Readout("out"), encoding=Encoding("poisson"))
+    x = rng.uniform(-1, 1, (3, 2, 4, 4)).astype(np.float32)
+    e, _ = encode(net.encoding, torch.as_tensor(x), 12, generator=torch.Generator().manual_seed(9))
+    _, _, rec = reference_run(net, x, 12, encoded=e.numpy(), record=("mp",))
+    assert (rec["mp"] < 0).any()
+    want = (np.abs(rec["mp"]).sum((0, 1)).reshape(-1) * (net.nodes["fc"].weight != 0).sum(0)).sum() / 3
+    for mode in ("layer", "step"):
+        r = net.run(x, 12, seed=9, mode=mode, dtype="float64")
+        assert r.synops["fc"] == pytest.approx(want), mode
+
+
+def test_docstring_states_the_reset_delay_the_code_uses():
+    import re
+
+    import neurosim.backends.snntorch as mod
+
+    cell = mod._Populations(Neurons(("x",), shape=(3,)), "snntorch", torch.float32).cell
+    assert isinstance(cell, mod._LeakyNeurons)
+    stated = re.search(r"reset_delay=(True|False)", mod.__doc__).group(1)
+    assert stated == str(cell.leaky.reset_delay) == "True"

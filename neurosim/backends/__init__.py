@@ -9,11 +9,20 @@ with :func:`register_backend`. Backends live one per module here (``snntorch.py`
 ... def run(net, inputs, timesteps, precision, **options): ...
 
 Every backend must reproduce the per-step semantics in :mod:`neurosim.ir`'s docstring and fill every
-field of :class:`neurosim.ir.SimResult`; ``tests/test_snntorch*.py`` shows the invariants to check.
+field of :class:`neurosim.ir.SimResult`. Those semantics are executable as the ``"reference"``
+backend (:mod:`neurosim.backends.reference`); ``tests/test_backend_conformance.py`` runs every name
+in :func:`backend_names` on a library of small networks against it, so a new backend is complete
+when that suite passes.
+
+Common options (:data:`COMMON_OPTIONS`): ``seed``, ``record_trace``, ``record_counts``, ``batch_size``
+and ``device``. A backend whose ``run`` lacks one of them still accepts it when it asks for nothing
+(``False``/``None``, ``device="cpu"``); asking it for more, or passing an option no parameter of its
+``run`` names, is one :class:`~neurosim.errors.NeurosimError` that lists the backend's options.
 """
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 from dataclasses import dataclass
 from typing import Callable
@@ -23,9 +32,23 @@ import numpy as np
 from neurosim.errors import NeurosimError, UnknownNameError
 from neurosim.ir import SimResult  # noqa: F401  (re-exported: backends return it)
 
-__all__ = ["register_backend", "get_backend", "backend_names", "Backend", "SimResult"]
+__all__ = ["register_backend", "get_backend", "backend_names", "Backend", "SimResult", "COMMON_OPTIONS"]
 
 _NOT_BACKENDS = {"base"}
+
+#: options every backend takes: name -> what it means (a backend without one accepts its "off" value)
+COMMON_OPTIONS = {
+    "seed": "Poisson encoding seed",
+    "record_trace": "the readout after every step (SimResult.trace)",
+    "record_counts": "every neuron's net spike count (SimResult.counts)",
+    "batch_size": "samples simulated together",
+    "device": "where to simulate (cpu unless the backend supports another)",
+}
+_POSITIONAL = ("net", "inputs", "timesteps", "precision")
+
+
+def _asks_nothing(name: str, value) -> bool:
+    return value is None or value is False or (name == "device" and str(value) == "cpu")
 
 
 @dataclass(frozen=True)
@@ -45,7 +68,35 @@ class Backend:
             v = options.get(opt)
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
                 raise NeurosimError(f"{opt} must be a positive integer (or None), got {v!r}")
+        options = self.check_options(options)
         return self.run(net, batch_inputs(net, inputs), timesteps, precision, **options)
+
+    def options(self) -> tuple[str, ...] | None:
+        """The keyword options this backend's ``run`` takes (None: any, it has ``**options``)."""
+        params = inspect.signature(self.run).parameters.values()
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+            return None
+        return tuple(p.name for p in params if p.name not in _POSITIONAL and p.kind in
+                     (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD))
+
+    def check_options(self, options: dict) -> dict:
+        """``options`` without the common options this backend lacks and that ask for nothing; a
+        NeurosimError for a common option it cannot honour or an option it does not know."""
+        valid = self.options()
+        if valid is None:
+            return dict(options)
+        out = {}
+        for k, v in options.items():
+            if k in valid:
+                out[k] = v
+            elif k in COMMON_OPTIONS and _asks_nothing(k, v):
+                continue
+            elif k in COMMON_OPTIONS:
+                raise NeurosimError(f"backend {self.name!r} does not support {k}={v!r} ({COMMON_OPTIONS[k]}); "
+                                    f"its options: {', '.join(valid)}")
+            else:
+                raise NeurosimError(f"backend {self.name!r} has no option {k!r}; valid: {', '.join(valid)}")
+        return out
 
 
 def batch_inputs(net, inputs) -> np.ndarray:

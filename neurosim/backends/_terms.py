@@ -100,7 +100,10 @@ class Term:
     @staticmethod
     def _channel_scale(ops, channels: int) -> np.ndarray | None:
         """The product of ``("scale", s)`` ops as one factor per channel, or None if another op or a
-        per-position scale is among them."""
+        per-position scale is among them.
+
+        Per-channel means shape ``(C, 1, 1)``: the IR broadcasts an Add weight against ``(C, H, W)`` from the right, so a ``(C,)`` weight scales
+        along W (it only broadcasts when ``C == W``) and is a per-position scale here."""
         scale = np.ones((channels,), np.float64)
         for k, s in ops:
             if k != "scale":
@@ -108,7 +111,7 @@ class Term:
             s = np.asarray(s, np.float64)
             if s.size == 1:
                 scale = scale * float(s.reshape(-1)[0])
-            elif s.shape == (channels, 1, 1) or s.shape == (channels,):
+            elif s.shape == (channels, 1, 1):
                 scale = scale * s.reshape(-1)
             else:
                 return None

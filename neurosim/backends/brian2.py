@@ -44,7 +44,10 @@ new ``TimedArray`` in the run namespace, so synapse construction and code genera
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import time
+import weakref
 
 import numpy as np
 
@@ -74,7 +77,7 @@ class _Chunked:
 
         self.b2, self.nb, self.n_in, self.T = b2, nb, n_in, T
         self.dt = dt_s * b2.second
-        b2.defaultclock.dt = self.dt
+        b2.defaultclock.dt = self.dt  # restored by run()
         self.record_counts = record_counts
         (self.bnet, self.var_grp, self.var, self.mon, self.groups, self.net, self.signed) = _build(
             net, low, nb, T, record_trace, self.dt)
@@ -284,8 +287,8 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
     """Run ``net`` in Brian2 for ``timesteps`` steps on ``inputs`` [batch, *input_shape].
 
     ``target``: Brian2 code generation target, ``"numpy"`` (default, no compiler) or ``"cython"``.
-    ``dt_s``: the clock step (default the IR's ``metadata["dt_s"]`` or 1 ms; results do not depend on
-    it, every update is per step). ``batch_size``: samples simulated side by side (default: as many
+    ``dt_s``: the clock step in seconds (default 1 ms; results do not depend on it, every update is
+    per step; Brian2's global ``defaultclock.dt`` is restored afterwards). ``batch_size``: samples simulated side by side (default: as many
     as keep the replicated synapses under ``max_synapses``). ``seed``: Poisson encoding.
     ``record_counts``: every neuron's net spike count C_T (``SimResult.counts``).
     """
@@ -298,7 +301,10 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
         raise NeurosimError(f"unknown Brian2 target {target!r}; valid: {', '.join(TARGETS)}")
     x = np.asarray(inputs, np.float32)  # [batch, *input_shape], checked by Backend.__call__
     B, T = x.shape[0], int(timesteps)
-    dt_s = float(dt_s or net.metadata.get("dt_s", 1e-3))
+    dt_s = 1e-3 if dt_s is None else dt_s
+    if isinstance(dt_s, bool) or not isinstance(dt_s, (int, float, np.integer, np.floating)) or not dt_s > 0:
+        raise NeurosimError(f"dt_s must be a positive number of seconds, got {dt_s!r}")
+    dt_s = float(dt_s)
     low = _lowering(net)
     gen = torch.Generator().manual_seed(int(seed))
     enc, const = encode(net.encoding, torch.as_tensor(x), T, generator=gen)
@@ -308,7 +314,7 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
     if batch_size is None:
         per_sample = sum(len(t.coo()[0]) for tg in low.targets.values() for t in tg.terms) + 1
         batch_size = int(max(1, min(B, max_synapses // per_sample)))
-    old_target = b2.prefs.codegen.target
+    old_target, old_dt = b2.prefs.codegen.target, b2.defaultclock.dt
     b2.prefs.codegen.target = target
     outs, traces, events, pop_counts = [], [], {}, []
     t0 = time.perf_counter()
@@ -325,6 +331,7 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
                 events[k] = events.get(k, 0.0) + v
     finally:
         b2.prefs.codegen.target = old_target
+        b2.defaultclock.dt = old_dt
     wall = time.perf_counter() - t0
     output = np.concatenate(outs).astype(np.float32)
     counts = {k: float(events[k].sum()) for k in net.populations}
@@ -338,8 +345,29 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
                      if record_counts else None)
 
 
+_LOWERINGS: "weakref.WeakKeyDictionary[SpikingNetwork, tuple[str, Lowering]]" = weakref.WeakKeyDictionary()
+
+
+def _fingerprint(net: SpikingNetwork) -> str:
+    """A digest of everything the lowering reads: the structure and every array's bytes. Nodes are
+    mutable (calibration reassigns biases, a user may edit a weight in place), so the cached lowering
+    is reused only while this digest is unchanged."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(json.dumps(net.to_dict(), sort_keys=True, default=str).encode())
+    for k, n in net.nodes.items():
+        for a, v in sorted(n.arrays().items()):
+            v = np.ascontiguousarray(v)
+            h.update(f"{k}/{a}{v.shape}{v.dtype}".encode())
+            h.update(v.tobytes())
+    return h.hexdigest()
+
+
 def _lowering(net: SpikingNetwork) -> Lowering:
-    cache = net.__dict__.setdefault("_brian2_lowering", {})
-    if "low" not in cache:
-        cache["low"] = Lowering(net)
-    return cache["low"]
+    """The network's Lowering, cached per network (its dense/COO terms are costly to build) and rebuilt
+    when any node has changed since (:func:`_fingerprint`)."""
+    key = _fingerprint(net)
+    hit = _LOWERINGS.get(net)
+    if hit is None or hit[0] != key:
+        hit = (key, Lowering(net))
+        _LOWERINGS[net] = hit
+    return hit[1]

@@ -50,6 +50,11 @@ scale is ~0) does not set the exponent either and its largest weights clip (``we
 exponents, neurons given a gain and the smallest ``vth``, clipped weights and biases, relative weight
 error, membrane saturations and the largest synaptic input seen.
 
+Fidelity bound of fixed point (what ``tests/test_backend_conformance.py`` asserts on its networks,
+T = 12): every population's spike count within 5% (+5 spikes) of the exact count, and the readout
+within 0.2 x its largest magnitude (a few output-layer spikes' worth); predictions may differ where
+two classes are that close. Float precision equals the IR (the reference backend) to float rounding.
+
 Every run stops its Lava runtime in a ``finally``: on success, on an exception and on Ctrl-C no
 process is left behind (``tests/test_lava_backend.py`` checks the children of the test process).
 Lava (lava-nc 0.10) runs on Python 3.10 only; elsewhere this backend raises a NeurosimError.

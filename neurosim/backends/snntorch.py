@@ -6,13 +6,15 @@ Lowering (one module per IR node):
   AvgPool2d -> ``nn.AvgPool2d(count_include_pad=True)``; SumPool2d -> the same times the window size;
   Flatten -> ``nn.Flatten``; Add -> a weighted sum; SpikeMaxPool2d -> a running-count max (IR docs).
 * :class:`~neurosim.ir.Neurons` -> ``snntorch.Leaky(beta=leak, threshold=..., reset_mechanism=
-  "subtract"|"zero", reset_delay=False)`` with the bias added to its input current and the membrane
-  seeded with ``v_init``. ``reset_delay=False`` matters: with snntorch's default (True) the reset of a
-  spike at step t is applied at step t+1 *after* the leak, which is the IR's update only for IF
-  (leak 1). snntorch's zero reset cannot reset to ``v_reset != 0``; such populations (and
-  ``neuron_impl="native"``) run our own three-op IF/LIF update, which a test checks equals Leaky.
-  Signed populations (-1 spikes, :class:`~neurosim.ir.Neurons` ``signed``) also run our own update:
-  Leaky has no negative spike.
+  "subtract"|"zero", reset_delay=True)`` (snntorch's default) with the bias added to its input current
+  and the membrane seeded with ``v_init``. With ``reset_delay=True`` the reset of a spike at step t is
+  applied at step t+1, *before* the new input but *after* the leak for the subtractive reset: that is
+  the IR's update for IF (leak 1) and for the zero reset at any leak, so only those populations use
+  Leaky (its ``reset_delay=False`` variant undoes the reset of a neuron whose membrane stays above
+  threshold after a spike, so it is not used). A subtractive LIF, a zero reset to ``v_reset != 0``,
+  a ``v_init`` above threshold and ``neuron_impl="torch"`` run our own in-place IF/LIF update, which a
+  test checks equals Leaky. Signed populations (-1 spikes, :class:`~neurosim.ir.Neurons` ``signed``)
+  also run our own update: Leaky has no negative spike.
 
 Execution (``mode``):
 
@@ -34,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from neurosim.backends import register_backend
+from neurosim.backends._terms import signed_sources
 from neurosim.encoding import encode
 from neurosim.errors import NeurosimError
 from neurosim.ir import (INPUT, Add, AvgPool2d, Conv2d, Flatten, Linear, Neurons, SimResult, SpikeMaxPool2d,
@@ -253,6 +256,8 @@ class Lowered(nn.Module):
             raise NeurosimError(f"unknown neuron_impl {neuron_impl!r}; valid: {', '.join(NEURON_IMPLS)}")
         self.net, self.dtype, self.impl = net, dtype, neuron_impl
         self.signed = any(p.signed for p in net.populations.values())
+        # max-pools whose output can hold -1 (a max of signed or Poisson +-1 counts can fall)
+        self.signed_pools = {k for k in signed_sources(net) if isinstance(net.nodes[k], SpikeMaxPool2d)}
         self.synapses = nn.ModuleDict()
         self.neurons = nn.ModuleDict()
         self.key = {}
@@ -403,7 +408,8 @@ def _run_layer(low: Lowered, e: torch.Tensor, const_input: bool, T: int, stats: 
             c = torch.cumsum(x, 0)
             m = F.max_pool2d(c.flatten(0, 1), n.kernel_size, n.stride, n.padding).unflatten(0, (T, B))
             y = torch.diff(m, dim=0, prepend=torch.zeros_like(m[:1]))
-            counts[k] = (y != 0).sum(0) if low.signed else m[-1]  # events (unsigned: the final max count)
+            # events; an unsigned max only grows, by 0 or 1 a step, so its events are its final value
+            counts[k] = (y != 0).sum(0) if k in low.signed_pools else m[-1]
             vals[k] = _Val(y)
         else:
             const = all(v.const for v in ins)

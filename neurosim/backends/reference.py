@@ -1,0 +1,174 @@
+"""The reference backend: the IR's per-step semantics (:mod:`neurosim.ir` docstring) as plain code.
+
+This is the spec in executable form, not a fast simulator: at every step ``t = 1 .. T`` it walks the
+nodes in list order and applies each node's rule exactly as the IR docstring states it (float64 by
+default), with no lowering, no fusion and no lazy resets. Every other backend is tested against it
+(``tests/test_backend_conformance.py``), so a new node kind needs a rule here first.
+
+Statistics follow :class:`~neurosim.ir.SimResult`'s definitions and are counted step by step, so
+they are exact: ``spike_counts`` are events (a signed population's -1 spikes count), ``counts`` the
+net count ``C_T`` per neuron, ``synops`` at every Linear/Conv2d the nonzero input elements at each
+step times the nonzero weights each drives (a direct-encoded input counts every step, as analog
+MACs) and at an Add one per spike arriving on a spiking input.
+
+Encoding: the whole batch is encoded at once with :func:`neurosim.encoding.encode` and a generator
+seeded with ``seed`` (as the Lava and Brian2 backends do), so Poisson runs see the same spikes there
+and results do not depend on ``batch_size``.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from neurosim.backends import register_backend
+from neurosim.backends._terms import _node_fanout
+from neurosim.encoding import encode
+from neurosim.errors import NeurosimError
+from neurosim.ir import (INPUT, Add, AvgPool2d, Conv2d, Flatten, Linear, Neurons, SimResult, SpikeMaxPool2d,
+                         SpikingNetwork, SumPool2d)
+
+__all__ = ["reference_run", "simulate", "run"]
+
+_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+def simulate(net: SpikingNetwork, x, T: int, encoded=None, dtype=torch.float64, record: tuple[str, ...] = (),
+             record_trace: bool = False) -> dict:
+    """Run the IR's step semantics on ``x`` [B, *input_shape] for ``T`` steps.
+
+    ``encoded`` [T, B, *input_shape]: the input node's output per step (e.g. Poisson spikes from
+    :func:`neurosim.encoding.encode`); default the direct encoding ``e_t = x``.
+
+    Returns a dict: ``output`` [B, classes]; ``counts`` (net count ``C_T`` per population,
+    [B, *shape]); ``events`` (spike events per population, [B, *shape]); ``synops`` (per weight
+    layer, summed over the batch); with ``record_trace`` ``trace`` [T, B, classes]; with ``record``
+    ``steps[node]`` [T, B, *shape] (each named node's output at every step).
+    """
+    x = torch.as_tensor(np.asarray(x), dtype=dtype)
+    B = x.shape[0]
+    t_ = lambda a: torch.as_tensor(np.asarray(a), dtype=dtype)  # noqa: E731
+    shapes = net.shapes
+    v = {k: t_(np.array(np.broadcast_to(n.v_init, n.shape))).expand(B, *n.shape).clone()
+         for k, n in net.nodes.items() if isinstance(n, Neurons)}
+    cnt = {k: torch.zeros(B, *shapes[n.inputs[0]], dtype=dtype)
+           for k, n in net.nodes.items() if isinstance(n, SpikeMaxPool2d)}
+    spikes = {k: torch.zeros(B, *n.shape, dtype=dtype) for k, n in net.nodes.items() if isinstance(n, Neurons)}
+    n_events = {k: torch.zeros_like(s) for k, s in spikes.items()}
+    # SynOps: fan-out of every input element of a weight layer; the spiking inputs of every Add
+    fanout = {k: t_(_node_fanout(n, shapes[n.inputs[0]])).reshape(shapes[n.inputs[0]])
+              for k, n in net.nodes.items() if isinstance(n, (Linear, Conv2d))}
+    add_spiking = {k: [j for j, i in enumerate(n.inputs) if net._spike_source(i) is not None]
+                   for k, n in net.nodes.items() if isinstance(n, Add)}
+    synops = {k: 0.0 for k in fanout}
+    synops.update({k: 0.0 for k, js in add_spiking.items() if js})
+    acc = torch.zeros(B, net.num_classes, dtype=dtype)
+    trace = [] if record_trace else None
+    steps = {k: [] for k in record}
+    for t in range(T):
+        val = {INPUT: x if encoded is None else torch.as_tensor(np.asarray(encoded[t]), dtype=dtype)}
+        for k, n in net.nodes.items():
+            xs = [val[i] for i in n.inputs]
+            if k in fanout:
+                synops[k] += float(((xs[0] != 0).to(dtype) * fanout[k]).sum())
+            if isinstance(n, Linear):
+                y = xs[0] @ t_(n.weight).T
+                val[k] = y + t_(n.bias) if n.bias is not None else y
+            elif isinstance(n, Conv2d):
+                val[k] = F.conv2d(xs[0], t_(n.weight), None if n.bias is None else t_(n.bias), n.stride, n.padding,
+                                  n.dilation, n.groups)
+            elif isinstance(n, AvgPool2d):
+                val[k] = F.avg_pool2d(xs[0], n.kernel_size, n.stride, n.padding, count_include_pad=True)
+            elif isinstance(n, SumPool2d):
+                val[k] = F.avg_pool2d(xs[0], n.kernel_size, n.stride, n.padding, count_include_pad=True,
+                                      divisor_override=1)
+            elif isinstance(n, Flatten):
+                val[k] = xs[0].reshape(B, -1)
+            elif isinstance(n, Add):
+                for j in add_spiking[k]:
+                    synops[k] += float((xs[j] != 0).sum())
+                val[k] = sum(xi * t_(w) for xi, w in zip(xs, n.weights))
+            elif isinstance(n, Neurons):
+                vv = n.leak * v[k] + xs[0] + t_(n.bias)
+                s = (vv > t_(n.threshold)).to(dtype)
+                if n.signed:
+                    s = s - ((s == 0) & (vv < 0) & (spikes[k] > 0)).to(dtype)
+                if n.reset == "subtract":
+                    vv = vv - t_(n.threshold) * s
+                else:
+                    vv = torch.where(s.bool(), torch.full_like(vv, n.v_reset), vv)
+                v[k] = vv
+                spikes[k] += s
+                n_events[k] += s.abs()
+                val[k] = s
+            elif isinstance(n, SpikeMaxPool2d):
+                before = F.max_pool2d(cnt[k], n.kernel_size, n.stride, n.padding)
+                cnt[k] = cnt[k] + xs[0]
+                val[k] = F.max_pool2d(cnt[k], n.kernel_size, n.stride, n.padding) - before
+            else:
+                raise NeurosimError(f"the reference backend has no rule for node kind {n.kind} ({k!r})")
+        acc += val[net.readout.node]
+        if record_trace:
+            trace.append((net.readout.scale * acc / (t + 1)).numpy().copy())
+        for k in record:
+            steps[k].append(val[k].numpy().copy())
+    out = {"output": (net.readout.scale * acc / T).numpy(),
+           "counts": {k: s.numpy() for k, s in spikes.items()},
+           "events": {k: e.numpy() for k, e in n_events.items()},
+           "synops": synops}
+    if record_trace:
+        out["trace"] = np.stack(trace)
+    if record:
+        out["steps"] = {k: np.stack(s) for k, s in steps.items()}
+    return out
+
+
+def reference_run(net: SpikingNetwork, x: np.ndarray, T: int, encoded: np.ndarray | None = None,
+                  dtype=torch.float64, events: bool = False, record: tuple[str, ...] = ()):
+    """The tuple form the backend tests use: ``(output [B, classes], net spike counts per population
+    [B, *shape])``, with ``events`` also the spike events per population, and with ``record`` also
+    the per-step outputs ``[T, B, *shape]`` of those nodes (last item). See :func:`simulate`."""
+    r = simulate(net, x, T, encoded=encoded, dtype=dtype, record=record)
+    res = (r["output"], r["counts"])
+    if events:
+        res += (r["events"],)
+    return res + (r["steps"],) if record else res
+
+
+@register_backend("reference", precisions=("float",),
+                  description="the IR's step semantics as plain numpy/torch code (the spec; float64)")
+def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *, seed: int = 0,
+        record_trace: bool = False, record_counts: bool = False, batch_size: int | None = None,
+        dtype: str = "float64") -> SimResult:
+    """Run ``net`` step by step, node by node, exactly as the IR docstring states (module docstring).
+
+    ``seed``: Poisson encoding (the whole batch at once). ``record_trace``: ``SimResult.trace``.
+    ``record_counts``: ``SimResult.counts`` (net count C_T per neuron). ``batch_size``: samples per
+    chunk (default all; results do not depend on it). ``dtype``: ``"float64"`` (default) or
+    ``"float32"``.
+    """
+    if dtype not in _DTYPES:
+        raise NeurosimError(f"unknown dtype {dtype!r}; valid: {', '.join(_DTYPES)}")
+    tdtype = _DTYPES[dtype]
+    x = torch.as_tensor(np.asarray(inputs), dtype=tdtype)  # [batch, *input_shape], checked by Backend.__call__
+    B, T = x.shape[0], int(timesteps)
+    t0 = time.perf_counter()
+    enc, const = encode(net.encoding, x, T, generator=torch.Generator().manual_seed(int(seed)))
+    bs = B if batch_size is None else int(batch_size)
+    parts = []
+    for s in range(0, B, bs):
+        e = None if const else enc[:, s:s + bs]
+        parts.append(simulate(net, x[s:s + bs], T, encoded=e, dtype=tdtype, record_trace=record_trace))
+    wall = time.perf_counter() - t0
+    output = np.concatenate([p["output"] for p in parts]).astype(np.float32)
+    events = {k: float(sum(p["events"][k].sum() for p in parts)) for k in net.populations}
+    neurons = {k: p.size for k, p in net.populations.items()}
+    synops = {k: sum(p["synops"][k] for p in parts) / B for k in parts[0]["synops"]}
+    return SimResult(output=output, predictions=output.argmax(1), timesteps=T, spike_counts=events,
+                     neurons=neurons, firing_rates={k: events[k] / (neurons[k] * T * B) for k in neurons},
+                     synops=synops, backend="reference", precision=precision, batch=B, wall_s=wall,
+                     trace=np.concatenate([p["trace"] for p in parts], 1).astype(np.float32) if record_trace else None,
+                     counts={k: np.concatenate([p["counts"][k] for p in parts]).astype(np.int32)
+                             for k in net.populations} if record_counts else None)

@@ -1,0 +1,235 @@
+"""Backend conformance: every registered backend (``backend_names()``) x a library of small IR networks,
+against the reference backend (the IR's step semantics as code, :mod:`neurosim.backends.reference`).
+
+Float precision: the readout (and its trace) equals the reference to 1e-5, every population's spike
+events, net counts and firing rates are identical, and SynOps are exact wherever a weight layer reads a
+spike source or the input (a layer reading an analog map, such as an average pool of spikes, counts
+either the exact nonzero values or the documented upper bound of every element at every step). Fixed
+point: within the bound the backend's docstring states. Common options are honoured or refused with
+one clear NeurosimError.
+
+The library (``tests/backend_nets.py``) is two networks that hold every node kind, signed and unsigned
+populations, IF and LIF, subtractive and zero reset (to v_reset != 0), direct and Poisson input, a
+residual Add with a per-channel weight, an Add with a (C,) weight on a C == W map, spiking max-pool of
+unsigned spikes, of signed spikes and of the Poisson input, membrane and spike-count readouts. A new
+node kind fails ``test_library_covers_every_node_kind_and_flavour`` until a net here uses it, and then
+fails on every backend that cannot lower it.
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from neurosim.backends import COMMON_OPTIONS, backend_names, get_backend
+from neurosim.backends._terms import Lowering, _node_fanout
+from neurosim.errors import NeurosimError
+from neurosim.ir import INPUT, NODE_TYPES, Add, Flatten, Neurons, SpikeMaxPool2d
+from tests.backend_nets import zoo_direct, zoo_poisson
+
+T = 12
+B = 4
+SEED = 3
+SLOW = {"lava": pytest.mark.lava, "brian2": pytest.mark.brian2}
+lava_ok = sys.version_info[:2] == (3, 10)
+
+
+def _inputs(net):
+    rng = np.random.default_rng(1)
+    lo = -1.0 if net.encoding.kind == "poisson" else 0.0
+    return rng.uniform(lo, 1.0, (B, *net.input_shape)).astype(np.float32)
+
+
+LIBRARY = {"zoo_direct": zoo_direct, "zoo_poisson": zoo_poisson}
+# batch_size per net: two chunks for the direct net; the Poisson net in one chunk, since snntorch draws
+# each chunk's spikes separately (Lava, Brian2 and the reference draw the whole batch at once)
+BATCH = {"zoo_direct": 2, "zoo_poisson": None}
+
+
+def _backend_params():
+    out = []
+    for b in backend_names():
+        marks = [SLOW[b]] if b in SLOW else []
+        if b == "lava":
+            marks.append(pytest.mark.skipif(not lava_ok, reason="lava-nc runs on Python 3.10 only"))
+        out.append(pytest.param(b, marks=marks, id=b))
+    return out
+
+
+def _precision_params():
+    """(backend, precision) for every precision other than float that a backend registers."""
+    out = []
+    for p in _backend_params():
+        (b,) = p.values
+        try:
+            precisions = get_backend(b).precisions
+        except NeurosimError:
+            continue
+        out += [pytest.param(b, prec, marks=p.marks, id=f"{b}-{prec}") for prec in precisions if prec != "float"]
+    return out
+
+
+@pytest.fixture(scope="module", params=list(LIBRARY))
+def case(request):
+    net = LIBRARY[request.param]()
+    x = _inputs(net)
+    ref = net.run(x, T, backend="reference", seed=SEED, record_trace=True, record_counts=True)
+    return request.param, net, x, ref
+
+
+def _backend(name):
+    try:
+        return get_backend(name)
+    except NeurosimError as e:  # a registered module whose dependencies are missing here
+        pytest.skip(str(e))
+
+
+def _run(net, x, backend, precision, name, **extra):
+    """Run with every common option asked for; an option the backend refuses must be refused with one
+    NeurosimError naming it (then run without it)."""
+    opts = dict(seed=SEED, record_trace=True, record_counts=True, batch_size=BATCH[name], **extra)
+    refused = []
+    while True:
+        try:
+            return net.run(x, T, backend=backend, precision=precision, **opts), refused
+        except NeurosimError as e:
+            bad = [k for k in opts if f"support {k}=" in str(e)]
+            if not bad:
+                raise
+            refused.append(bad[0])
+            opts.pop(bad[0])
+
+
+def _source_of(net, node: str):
+    """The spike source (or ``"input"``) a weight layer reads through Flatten, else None (an analog map)."""
+    name = net.nodes[node].inputs[0]
+    while name != INPUT and isinstance(net.nodes[name], Flatten):
+        name = net.nodes[name].inputs[0]
+    return name if name == INPUT or isinstance(net.nodes[name], (Neurons, SpikeMaxPool2d)) else None
+
+
+def _check_synops(net, r, ref, exact_only: bool):
+    assert set(r.synops) == set(ref.synops)
+    for k, want in ref.synops.items():
+        if isinstance(net.nodes[k], Add) or _source_of(net, k) is not None:
+            assert r.synops[k] == pytest.approx(want, rel=1e-9), k
+        else:  # an analog map: exact, or every element at every step (the documented upper bound)
+            bound = float(_node_fanout(net.nodes[k], net.shapes[net.nodes[k].inputs[0]]).sum()) * T
+            ok = r.synops[k] == pytest.approx(want, rel=1e-9) or (not exact_only and r.synops[k] == pytest.approx(bound))
+            assert ok, (k, r.synops[k], want, bound)
+
+
+def test_library_covers_every_node_kind_and_flavour():
+    nets = [b() for b in LIBRARY.values()]
+    kinds = {n.kind for net in nets for n in net.nodes.values()}
+    assert kinds == set(NODE_TYPES), f"no conformance net uses {sorted(set(NODE_TYPES) - kinds)}"
+    pops = [p for net in nets for p in net.populations.values()]
+    assert {p.signed for p in pops} == {True, False}
+    assert {p.model for p in pops} == {"IF", "LIF"} and {p.reset for p in pops} == {"subtract", "zero"}
+    assert any(p.reset == "zero" and p.v_reset != 0 for p in pops)
+    assert any(p.signed and p.model == "LIF" for p in pops)
+    assert {net.encoding.kind for net in nets} == {"direct", "poisson"}
+    assert {net.readout.kind for net in nets} == {"membrane", "spike_count"}
+    adds = [(net, n) for net in nets for n in net.nodes.values() if isinstance(n, Add)]
+    assert any(len(n.inputs) > 1 and any(w.shape == (net.shapes[n.inputs[0]][0], 1, 1) for w in n.weights)
+               for net, n in adds)  # residual Add with a per-channel weight
+    assert any(any(w.ndim == 1 and w.size > 1 and len(net.shapes[n.inputs[0]]) == 3 for w in n.weights)
+               for net, n in adds)  # a (C,) weight on a (C, H, W) map: broadcast along W
+    pool_src = {("input" if net._spike_source(n.inputs[0]) == INPUT else
+                 "signed" if net.nodes[net._spike_source(n.inputs[0])].signed else "unsigned")
+                for net in nets for n in net.nodes.values() if isinstance(n, SpikeMaxPool2d)}
+    assert pool_src == {"input", "signed", "unsigned"}
+    # the events the conformance runs rely on actually happen
+    for net in nets:
+        x = _inputs(net)
+        r = net.run(x, T, backend="reference", seed=SEED, record_counts=True)
+        for k, p in net.populations.items():
+            assert r.spike_counts[k] > 0, k
+            if p.signed:
+                assert r.spike_counts[k] > np.abs(r.counts[k]).sum() or k == "b_n1", k  # -1 spikes occur
+
+
+def test_the_c_equal_w_weight_is_not_lowered_as_per_channel():
+    import torch
+
+    net = zoo_direct()
+    for tg in Lowering(net).targets.values():
+        for t in tg.terms:
+            cf = t.conv_form()
+            if cf is not None and len(t.in_shape) == 3:
+                x = torch.rand(2, *t.in_shape, dtype=torch.float64)
+                got = torch.nn.functional.conv2d(x, torch.as_tensor(cf[0]), None, *cf[1:])
+                assert torch.allclose(got.reshape(2, -1), t.apply(x).reshape(2, -1)), t.describe()
+
+
+@pytest.mark.parametrize("backend", _backend_params())
+def test_float_equals_the_reference(case, backend):
+    name, net, x, ref = case
+    b = _backend(backend)
+    r, refused = _run(net, x, backend, "float", name)
+    assert set(refused) <= set(COMMON_OPTIONS)
+    assert r.backend == backend and r.precision == "float" and r.batch == B and r.timesteps == T
+    np.testing.assert_allclose(r.output, ref.output, rtol=1e-5, atol=1e-5)
+    assert (r.predictions == r.output.argmax(1)).all()
+    if "record_trace" not in refused:
+        assert r.trace.shape == (T, B, net.num_classes)
+        np.testing.assert_allclose(r.trace, ref.trace, rtol=1e-5, atol=1e-5)
+    assert r.neurons == ref.neurons
+    assert r.spike_counts == ref.spike_counts  # events, identical
+    for k, f in ref.firing_rates.items():
+        assert r.firing_rates[k] == pytest.approx(f, rel=1e-12), k
+    if "record_counts" not in refused:
+        assert set(r.counts) == set(ref.counts)
+        for k, c in ref.counts.items():
+            np.testing.assert_array_equal(r.counts[k], c, err_msg=k)
+    _check_synops(net, r, ref, exact_only=backend in ("reference", "snntorch"))
+    assert b.precisions[0] == "float"
+
+
+# fixed point, each backend's docstring bound: (spike counts within rel * count + slack per population,
+# readout within out_rel x its largest magnitude); lava: neurosim/backends/lava.py, "Fidelity bound"
+FIXED_BOUNDS = {"lava": (0.05, 5, 0.20)}
+
+
+@pytest.mark.parametrize("backend, precision", _precision_params())
+def test_fixed_point_within_the_documented_bound(case, backend, precision):
+    name, net, x, ref = case
+    _backend(backend)
+    assert backend in FIXED_BOUNDS, f"{backend} {precision}: add its documented bound to FIXED_BOUNDS"
+    rel, slack, out_rel = FIXED_BOUNDS[backend]
+    r = net.run(x, T, backend=backend, precision=precision, seed=SEED)
+    assert r.precision == precision
+    for k, c in ref.spike_counts.items():
+        assert abs(r.spike_counts[k] - c) <= rel * c + slack, (k, r.spike_counts[k], c)
+    assert np.abs(r.output - ref.output).max() <= out_rel * np.abs(ref.output).max()
+
+
+@pytest.mark.parametrize("backend", _backend_params())
+def test_common_options_are_accepted_or_refused_with_one_clear_error(backend):
+    """Every common option is a parameter of the backend's run, or accepted when it asks for nothing
+    and refused with a NeurosimError naming it when it asks for something; an unknown option too.
+    Nothing here starts a simulation (the driver refuses before the backend runs)."""
+    b = _backend(backend)
+    asks = {"seed": 5, "record_trace": True, "record_counts": True, "batch_size": 2, "device": "cuda"}
+    off = {"seed": 0, "record_trace": False, "record_counts": False, "batch_size": None, "device": "cpu"}
+    valid = b.options()
+    for k in COMMON_OPTIONS:
+        if valid is None or k in valid:
+            assert b.check_options({k: asks[k]}) == {k: asks[k]}
+            continue
+        assert k != "seed" and k != "batch_size", f"{backend} must take {k}"
+        assert b.check_options({k: off[k]}) == {}
+        with pytest.raises(NeurosimError, match=f"does not support {k}="):
+            b.check_options({k: asks[k]})
+    net = zoo_direct()
+    with pytest.raises(NeurosimError, match="has no option 'recod_trace'"):
+        net.run(_inputs(net), 2, backend=backend, recod_trace=True)
+
+
+@pytest.mark.lava
+@pytest.mark.skipif(not lava_ok, reason="lava-nc runs on Python 3.10 only")
+def test_lava_record_counts_is_a_clear_error_not_a_type_error():
+    net = zoo_direct()
+    with pytest.raises(NeurosimError, match="lava.*does not support record_counts=True"):
+        net.run(_inputs(net), 2, backend="lava", record_counts=True)
