@@ -96,9 +96,30 @@ def create(name: str, **overrides) -> nn.Module:
     """
     e = entry(name)
     cfg = config(name, **overrides)
-    model = e.build(**cfg)
+    if not overrides:
+        model = e.build(**cfg)
+    else:  # a user's option that the builder cannot take is bad input, named, not a torch traceback
+        try:
+            model = e.build(**cfg)
+        except (TypeError, ValueError, RuntimeError, ZeroDivisionError, OverflowError, IndexError) as err:
+            given = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
+            msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise NeurosimError(f"model {name!r} cannot be built with {given}: {msg}") from None
     model.neurosim_config = {"name": name, "overrides": dict(overrides)}
     return model
+
+
+def takes_seq(name: str) -> bool:
+    """Whether model ``name``'s inputs have a sequence length (token and sequence models); the others
+    ignore ``seq``."""
+    return bool(getattr(entry(name).inputs, "takes_seq", False))
+
+
+def check_seq(name: str, seq: int | None) -> None:
+    """A ``--seq`` given for a model that has no sequence length is refused (it would be ignored)."""
+    if seq is not None and not takes_seq(name):
+        raise NeurosimError(f"model {name!r} takes no sequence length (--seq {seq}): only token and sequence "
+                            f"models do ({', '.join(n for n in names() if takes_seq(n))})")
 
 
 def param_count(name: str, **overrides) -> int:
@@ -129,17 +150,38 @@ def save(model: nn.Module, path: str | Path, extra: dict | None = None) -> Path:
     return path
 
 
-def load(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Restore a model written by :func:`save` (or by the trainer): rebuild from config, load weights."""
+def load(path: str | Path, map_location: str | torch.device = "cpu", expect: str | None = None) -> nn.Module:
+    """Restore a model written by :func:`save` (or by the trainer): rebuild from config, load weights.
+
+    ``expect``: the model name the caller asked for; a checkpoint of another model is refused."""
     path = Path(path)
     meta_path = Path(str(path) + ".json")
     if not path.is_file() or not meta_path.is_file():
         raise NeurosimError(f"checkpoint {path} needs both {path.name} and {meta_path.name}")
-    meta = json.loads(meta_path.read_text())
-    model = create(meta["name"], **meta.get("overrides", {}))
-    model.load_state_dict(torch.load(path, map_location=map_location, weights_only=True))
+    try:
+        meta = json.loads(meta_path.read_text())
+        name, overrides = meta["name"], meta.get("overrides", {})
+        if not isinstance(name, str) or not isinstance(overrides, dict):
+            raise TypeError("'name' must be a string and 'overrides' an object")
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+        raise NeurosimError(f"checkpoint config {meta_path} is not a neurosim checkpoint config "
+                            f"({type(e).__name__}: {_first_line(e)})") from None
+    if expect is not None and name != expect:
+        raise NeurosimError(f"checkpoint {path} holds a {name!r} model, not {expect!r}")
+    model = create(name, **overrides)
+    try:  # weights_only: a checkpoint cannot run code
+        state = torch.load(path, map_location=map_location, weights_only=True)
+        model.load_state_dict(state)
+    except Exception as e:  # truncated, garbage, foreign or mismatched weights
+        raise NeurosimError(f"checkpoint {path} cannot be loaded into {name!r} with its config "
+                            f"({type(e).__name__}: {_first_line(e)})") from None
     model.neurosim_checkpoint = meta
     return model
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:300] if text else type(e).__name__
 
 
 # ---- input factories shared by the families -----------------------------------------------------------
@@ -163,6 +205,7 @@ def token_inputs(default_seq: int) -> InputFn:
             raise NeurosimError(f"seq={s} exceeds this model's max_seq_len={cfg['max_seq_len']}")
         return (torch.randint(0, cfg["vocab_size"], (batch, s)),)
 
+    make.takes_seq = True
     return make
 
 
@@ -181,4 +224,5 @@ def sequence_inputs(default_seq: int) -> InputFn:
     def make(batch, seq, cfg):
         return (torch.randn(batch, seq or default_seq, cfg["input_size"]),)
 
+    make.takes_seq = True
     return make

@@ -34,7 +34,7 @@ from torch import nn
 from models.data import Dataset, load_cifar10, load_dataset, load_mnist_idx
 from models.registry import config as model_config
 from models.registry import create, save
-from neurosim.errors import NeurosimError
+from neurosim.errors import NeurosimError, check_writable
 
 
 @dataclass
@@ -124,7 +124,7 @@ def train(model: nn.Module, dataset: Dataset, *, epochs: int = 10, lr: float = 1
 
 def _train(model, dataset, epochs, lr, batch_size, seed, patience, val_fraction, weight_decay, test, checkpoint,
            progress) -> TrainResult:
-    if epochs < 1 or batch_size < 1 or lr <= 0:
+    if epochs < 1 or batch_size < 1 or not (math.isfinite(lr) and lr > 0):
         raise NeurosimError(f"train: epochs and batch_size must be >= 1 and lr > 0, got {epochs}, {batch_size}, {lr}")
     if not 0 < val_fraction < 1:
         raise NeurosimError(f"train: val_fraction must be in (0, 1), got {val_fraction}")
@@ -156,6 +156,9 @@ def _train(model, dataset, epochs, lr, batch_size, seed, patience, val_fraction,
                 x, y = train_set.x[idx], train_set.y[idx]
                 logits = _logits(model, x)
                 loss = F.cross_entropy(logits, y)
+                if not torch.isfinite(loss):
+                    raise NeurosimError(f"training diverged: the loss is {float(loss)} at epoch {epoch}, batch "
+                                        f"{i // batch_size + 1} (lr={lr:g}); lower the learning rate")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -233,6 +236,13 @@ def train_model(name: str, dataset: str, *, overrides: dict | None = None, out: 
                 seed: int = 0, **train_kw) -> tuple[nn.Module, TrainResult]:
     """Create ``name`` fitted to data set ``dataset`` (seeded), train it, evaluate on the test split."""
     train_set, test_set = resolve_dataset(dataset)
+    takes_tokens = "vocab_size" in model_config(name)
+    if takes_tokens != (train_set.vocab_size is not None):
+        raise NeurosimError(f"model {name!r} takes {'token ids' if takes_tokens else 'real-valued inputs'} but data set "
+                            f"{dataset!r} holds {'token ids' if train_set.vocab_size is not None else 'real values'}; "
+                            f"token data sets: majority_tokens")
+    if out is not None:
+        check_writable(out, "checkpoint")
     cfg = {**fit_config(name, train_set), **(overrides or {})}
     torch.manual_seed(seed)
     model = create(name, **cfg)

@@ -643,12 +643,24 @@ class SpikingNetwork:
         path = Path(path)
         if not path.is_file():
             raise NeurosimError(f"no IR file at {path}")
-        with np.load(path, allow_pickle=False) as z:
-            if "__ir__" not in z:
-                raise NeurosimError(f"{path} is not a neurosim IR file (no __ir__ entry)")
-            spec = json.loads(str(z["__ir__"]))
-            arrays = {k: z[k] for k in z.files if k != "__ir__"}
-        return cls._from_spec(spec, arrays)
+        import zipfile
+
+        try:  # a text, empty, truncated, bit-flipped or foreign file is named, never a numpy/zip traceback
+            with np.load(path, allow_pickle=False) as z:
+                if not hasattr(z, "files"):
+                    raise NeurosimError(f"{path} is not a neurosim IR file (a single .npy array, not an .npz)")
+                if "__ir__" not in z:
+                    raise NeurosimError(f"{path} is not a neurosim IR file (no __ir__ entry)")
+                spec = json.loads(str(z["__ir__"]))
+                arrays = {k: z[k] for k in z.files if k != "__ir__"}
+            return cls._from_spec(spec, arrays)
+        except NeurosimError:
+            raise
+        except (ValueError, EOFError, OSError, zipfile.BadZipFile, KeyError, TypeError, AttributeError,
+                IndexError, json.JSONDecodeError) as e:
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise NeurosimError(f"{path} is not a readable neurosim IR file ({type(e).__name__}: {msg}); "
+                                "write one with `neurosim convert ... --save-ir NET.npz`") from None
 
     @classmethod
     def _from_spec(cls, spec: dict, arrays: dict[str, np.ndarray]) -> "SpikingNetwork":

@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 import traceback
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -150,11 +151,17 @@ def _results(pool, module_ref: str, study_name: str, pending: list[tuple[str, di
             yield key, cell, execute_cell(module_ref, study_name, cell)
         return
     futures = {pool.submit(execute_cell, module_ref, study_name, c): (k, c) for k, c in pending}
+    finished = 0
     for fut in cf.as_completed(futures):
         key, cell = futures[fut]
+        finished += 1
         try:
             res = fut.result()
-        except Exception as e:  # noqa: BLE001 - a worker died or the cluster lost the task
+        except BrokenProcessPool as e:  # a worker was killed: every queued future fails the same way
+            res = {"error": f"BrokenProcessPool: a worker process died (killed, or out of memory) while the pool "
+                            f"ran this or another cell: {e}", "traceback": traceback.format_exc(), "worker": "?",
+                   "pool_broken": True, "not_run": len(futures) - finished}
+        except Exception as e:  # noqa: BLE001 - the cluster lost the task
             res = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(), "worker": "?"}
         yield key, cell, res
 
@@ -348,6 +355,8 @@ class RunSummary:
     n_failed: int
     elapsed_s: float
     run_id: int | None = None
+    n_elsewhere: int = 0  # pending when the run started, but stored or claimed by another run on the same db
+    n_not_run: int = 0  # left pending because the worker pool broke (a re-run runs them)
     keys: list[str] = field(default_factory=list, repr=False)
     failures: list[dict] = field(default_factory=list, repr=False)
 
@@ -412,9 +421,20 @@ def run(study: str | Study, *, quick: bool = False, only: Mapping[str, Sequence]
                                      n_skipped=summary.n_skipped)
             summary.run_id = run_id
             status = "interrupted"
-            bar = _progress(len(cells), summary.n_skipped, s.name, quiet)
+            bar = None
             try:
+                mine = store.claim(s.name, code_version, [k for k, _ in pending], run_id, skip_stored=not recompute)
+                summary.n_elsewhere = len(pending) - len(mine)  # stored or being run by another driver
+                pending = [(k, c) for k, c in pending if k in mine]
+                bar = _progress(len(cells), len(cells) - len(pending), s.name, quiet)
                 for key, cell, res in _results(pool, s.module, s.name, pending):
+                    if res.get("pool_broken"):  # one failure row, not one per queued cell; the rest stay pending
+                        store.put_failure(s.name, key, code_version, res["error"], res["traceback"], run_id)
+                        summary.n_failed += 1
+                        summary.failures.append(dict(params=cell, error=res["error"]))
+                        summary.n_not_run = res["not_run"]
+                        status = "worker died"
+                        break
                     if "error" in res:
                         store.put_failure(s.name, key, code_version, res["error"], res["traceback"], run_id)
                         summary.n_failed += 1
@@ -426,9 +446,13 @@ def run(study: str | Study, *, quick: bool = False, only: Mapping[str, Sequence]
                     bar.update(1)
                     if summary.n_failed:
                         bar.set_postfix(failed=summary.n_failed)
-                status = "finished" if not summary.n_failed else "finished with failures"
+                else:
+                    status = "finished" if not summary.n_failed else "finished with failures"
             finally:
-                bar.close()
+                if bar is not None:
+                    bar.close()
+                summary.n_done = store.stored_by(run_id)  # exactly what was committed, whatever stopped the loop
                 store.end_run(run_id, status, summary.n_done, summary.n_failed)
+                store.release(run_id)
     summary.elapsed_s = time.perf_counter() - t0
     return summary

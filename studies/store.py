@@ -53,6 +53,22 @@ CREATE TABLE IF NOT EXISTS failures (
     at TEXT NOT NULL);
 """
 
+#: Cells a running driver has taken (added to existing databases on first use: no schema version change).
+_CLAIMS = """CREATE TABLE IF NOT EXISTS claims (
+    study TEXT NOT NULL, params TEXT NOT NULL, code_version TEXT NOT NULL, run_id INTEGER NOT NULL,
+    host TEXT NOT NULL, pid INTEGER NOT NULL, claimed_at TEXT NOT NULL,
+    PRIMARY KEY (study, params, code_version))"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
 
 def default_path() -> Path:
     """``$NEUROSIM_DB`` if set, else ``runs/neurosim.sqlite`` (relative to the working directory)."""
@@ -105,6 +121,7 @@ class Store:
         try:
             if exists:
                 self._check_version()
+                self._check_integrity()
             self.con.execute("PRAGMA busy_timeout=60000")
             self.con.execute("PRAGMA journal_mode=WAL")
             self.con.execute("PRAGMA synchronous=FULL")
@@ -136,6 +153,18 @@ class Store:
                 f"{self.path} holds results-store schema version {found} (written by neurosim "
                 f"{meta.get('neurosim_version', '?')}); this neurosim reads schema version {SCHEMA_VERSION}. "
                 "Open it with the neurosim that wrote it (and export to CSV/Parquet), or use another --db")
+
+    def _check_integrity(self) -> None:
+        """Refuse a damaged file before anything is written into it (``PRAGMA quick_check``: every page and
+        index is readable and consistent; O(size), milliseconds for a study database)."""
+        try:
+            problems = [r[0] for r in self.con.execute("PRAGMA quick_check(5)")]
+        except sqlite3.DatabaseError as e:
+            problems = [str(e)]
+        if problems != ["ok"]:
+            raise NeurosimError(f"results database {self.path} is damaged ({problems[0]}); nothing was written. "
+                                "Restore it from a copy, or `neurosim study export` what still reads and use "
+                                "another --db")
 
     def _create(self) -> None:
         import neurosim
@@ -192,6 +221,44 @@ class Store:
             self.con.execute("INSERT INTO failures (study, params, code_version, run_id, error, traceback, at)"
                              " VALUES (?, ?, ?, ?, ?, ?, ?)",
                              (study, params, code_version, run_id, error, traceback, _now()))
+
+    # -- claims: concurrent runs on one database share the work --------------------------------------
+    def claim(self, study: str, code_version: str, keys: Iterable[str], run_id: int, *,
+              skip_stored: bool = True) -> set[str]:
+        """Claim the cells ``keys`` for run ``run_id`` and return those this run got: a cell stored meanwhile,
+        (unless ``skip_stored`` is false: a recompute) or claimed by another run that is alive, is left out. A claim is stale (taken over) when its run has
+        ended or its process is gone from this host; a live run on another host keeps its claims. One
+        transaction, so two drivers never get the same cell."""
+        host, now = socket.gethostname(), _now()
+        got = set()
+        with self._tx():
+            self.con.execute(_CLAIMS)
+            done = self.done_keys(study, code_version) if skip_stored else set()
+            held = {p: (h, pid, st) for p, h, pid, st in self.con.execute(
+                "SELECT c.params, c.host, c.pid, r.status FROM claims c LEFT JOIN runs r ON r.id = c.run_id"
+                " WHERE c.study=? AND c.code_version=?", (study, code_version))}
+            for key in keys:
+                if key in done:
+                    continue
+                if key in held:
+                    h, pid, status = held[key]
+                    if status == "running" and (h != host or _alive(pid)):
+                        continue
+                self.con.execute("INSERT OR REPLACE INTO claims (study, params, code_version, run_id, host, pid,"
+                                 " claimed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                 (study, key, code_version, run_id, host, os.getpid(), now))
+                got.add(key)
+        return got
+
+    def release(self, run_id: int) -> None:
+        """Drop run ``run_id``'s claims (finished, failed or interrupted: the cells are stored or pending)."""
+        with self._tx():
+            self.con.execute(_CLAIMS)
+            self.con.execute("DELETE FROM claims WHERE run_id=?", (run_id,))
+
+    def stored_by(self, run_id: int) -> int:
+        """Cells that run ``run_id`` committed (what its ``n_done`` is, whatever interrupted it)."""
+        return int(self.con.execute("SELECT COUNT(*) FROM results WHERE run_id=?", (run_id,)).fetchone()[0])
 
     # -- reading ----------------------------------------------------------------------------------
     def done_keys(self, study: str, code_version: str) -> set[str]:

@@ -82,8 +82,9 @@ class SystolicConfig:
                 raise NeurosimError(f"USER bandwidth mode needs bandwidth_words, a positive integer, got {bw!r}")
         if self.os_timing not in ("scalesim", "paper"):
             raise NeurosimError(f"os_timing must be 'scalesim' or 'paper', got {self.os_timing!r}")
-        if not self.run_name or "/" in self.run_name or os.sep in self.run_name:
-            raise NeurosimError(f"run_name must be a non-empty name without path separators, got {self.run_name!r}")
+        if not self.run_name or "/" in self.run_name or os.sep in self.run_name or self.run_name in (".", "..") \
+                or "\x00" in self.run_name:
+            raise NeurosimError(f"run_name must be a folder name (no path separators, not . or ..), got {self.run_name!r}")
 
     @property
     def user_bandwidth(self) -> bool:

@@ -12,14 +12,13 @@ instead. The plot of accuracy against timesteps is written next to the checkpoin
 """
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from neurosim.cli import command
-from neurosim.errors import NeurosimError
+from neurosim.cli import POSITIVE, POSITIVE_INT, command, number, parse_sets
+from neurosim.errors import NeurosimError, check_writable
 
 DEFAULT_TIMESTEPS = "4,8,16,32,64"
 
@@ -75,23 +74,6 @@ def _parse_timesteps(s: str) -> list[int]:
     return ts
 
 
-def _parse_sets(items: list[str]) -> dict:
-    out = {}
-    for it in items or []:
-        k, eq, v = it.partition("=")
-        if not eq or not k:
-            raise NeurosimError(f"--set takes KEY=VALUE, got {it!r}")
-        low = v.strip().lower()
-        if low in ("true", "false"):
-            out[k] = low == "true"
-        else:
-            try:
-                out[k] = ast.literal_eval(v)
-            except (ValueError, SyntaxError):
-                out[k] = v
-    return out
-
-
 def checkpoint_path(model: str, dataset: str, overrides: dict, epochs: int, seed: int, root="runs/convert") -> Path:
     key = json.dumps({"m": model, "d": dataset, "o": overrides, "e": epochs, "s": seed}, sort_keys=True)
     tag = hashlib.sha1(key.encode()).hexdigest()[:8]
@@ -110,7 +92,9 @@ def train_or_load(model: str, dataset: str, overrides: dict, *, checkpoint: str 
 
     path = Path(checkpoint) if checkpoint else checkpoint_path(model, dataset, overrides, epochs, seed)
     if path.is_file():
-        return models.load(path), path
+        return models.load(path, expect=model), path
+    if checkpoint:
+        check_writable(path, "--checkpoint")
     if checkpoint and not quiet:
         print(f"(no checkpoint at {path}; training {model} on {dataset} and saving it there)")
     net, res = train_model(model, dataset, overrides=overrides, out=path, seed=seed, epochs=epochs, lr=lr,
@@ -232,12 +216,12 @@ def configure(p):
                    help="signed IF neurons that take back early spikes (Wang et al. IJCAI 2022)")
     p.add_argument("--calibrate", action="store_true",
                    help="calibrate neuron biases for each T on the calibration data (Li et al. ICML 2021)")
-    p.add_argument("--calibration-iters", type=int, default=1, help="bias-calibration passes per layer (1)")
-    p.add_argument("--epochs", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--calibration", type=int, default=1000, help="training samples used for normalisation")
-    p.add_argument("--test-samples", type=int, default=None, help="evaluate on the first N test samples")
+    p.add_argument("--calibration-iters", type=POSITIVE_INT, default=1, help="bias-calibration passes per layer (1)")
+    p.add_argument("--epochs", type=POSITIVE_INT, default=8)
+    p.add_argument("--lr", type=POSITIVE, default=1e-3)
+    p.add_argument("--seed", type=number(int, 0), default=0)
+    p.add_argument("--calibration", type=POSITIVE_INT, default=1000, help="training samples used for normalisation")
+    p.add_argument("--test-samples", type=POSITIVE_INT, default=None, help="evaluate on the first N test samples")
     p.add_argument("--plot", default="", help="PNG path for accuracy vs timesteps (default: next to the checkpoint)")
     p.add_argument("--save-ir", default=None, help="also write the converted network (.npz)")
     p.add_argument("--json", action="store_true")
@@ -249,9 +233,10 @@ def configure(p):
 
         ts = _parse_timesteps(args.timesteps)
         parse_norm(args.norm)  # fail before training
-        if args.calibration_iters < 1:
-            raise NeurosimError(f"--calibration-iters takes a positive integer, got {args.calibration_iters}")
-        overrides = _parse_sets(args.set)
+        for flag, path in (("--save-ir", args.save_ir), ("--plot", args.plot)):
+            if path:
+                check_writable(path, flag)
+        overrides = parse_sets(args.set)
         if args.activation:
             overrides["activation"] = args.activation
         rep = run_convert(args.model, args.dataset, ts, overrides=overrides, checkpoint=args.checkpoint,

@@ -46,6 +46,9 @@ def configure(p):
     def run(args):
         import studies
         from neurosim.cli import emit
+        from neurosim.errors import check_writable
+
+        check_writable(args.out, "--out", directory=True)  # before profiling and training, not after
 
         steps = [("Model zoo profile (batch 1, fp32, meta device)", zoo_profile),
                  ("ANN-to-SNN conversion (mlp on mnist5k; snntorch backend)", conversion),

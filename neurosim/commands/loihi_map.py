@@ -1,7 +1,7 @@
 """`neurosim loihi-map NET.npz`: neurocores and chips a converted network needs on Loihi / Loihi 2."""
 from __future__ import annotations
 
-from neurosim.cli import command, emit
+from neurosim.cli import command, emit, number
 
 
 class _Maps:
@@ -23,7 +23,7 @@ class _Maps:
 def configure(p):
     p.add_argument("network", help="a converted network saved as .npz (`neurosim convert ... --save-ir NET.npz`)")
     p.add_argument("--chip", default="loihi,loihi2", help="comma-separated: loihi, loihi2 (default both)")
-    p.add_argument("--weight-bits", type=int, default=8, help="quantised weight width for synaptic memory (default 8)")
+    p.add_argument("--weight-bits", type=number(int, 1, 32), default=8, help="quantised weight width for synaptic memory (default 8)")
     p.add_argument("--json", action="store_true", help="JSON: per chip, totals, limits with their sources, layers")
 
     def run(args):
@@ -31,8 +31,6 @@ def configure(p):
         from neurosim.ir import SpikingNetwork
         from neurosim.loihi.resources import map_network
 
-        if not 1 <= args.weight_bits <= 32:
-            raise NeurosimError(f"--weight-bits must lie in 1..32, got {args.weight_bits}")
         net = SpikingNetwork.load(args.network)
         maps = [map_network(net, chip.strip(), weight_bits=args.weight_bits) for chip in args.chip.split(",") if chip.strip()]
         emit(_Maps(maps), args.json)

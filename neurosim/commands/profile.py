@@ -1,30 +1,8 @@
 """`neurosim profile NAME`: per-layer parameters, MACs, FLOPs and bytes of a zoo model."""
 from __future__ import annotations
 
-from neurosim.cli import command, emit
+from neurosim.cli import POSITIVE_INT, command, emit, parse_sets
 from neurosim.errors import NeurosimError
-
-
-def parse_overrides(pairs: list[str] | None) -> dict:
-    """``["num_classes=10", "hidden=256,128"]`` -> ``{"num_classes": 10, "hidden": (256, 128)}``."""
-    out = {}
-    for pair in pairs or []:
-        if "=" not in pair:
-            raise NeurosimError(f"--set expects KEY=VALUE, got {pair!r}")
-        key, raw = pair.split("=", 1)
-        out[key.strip()] = _literal(raw.strip())
-    return out
-
-
-def _literal(raw: str):
-    if "," in raw:
-        return tuple(_literal(r) for r in raw.split(",") if r)
-    for conv in (int, float):
-        try:
-            return conv(raw)
-        except ValueError:
-            pass
-    return {"true": True, "false": False, "none": None}.get(raw.lower(), raw)
 
 
 def parse_shape(text: str | None) -> tuple[int, ...] | None:
@@ -43,8 +21,8 @@ def parse_shape(text: str | None) -> tuple[int, ...] | None:
 @command("profile", help="parameters, MACs, FLOPs and bytes moved, per layer, of a zoo model (meta device)")
 def configure(p):
     p.add_argument("model", help="zoo model name (see `neurosim models`)")
-    p.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
-    p.add_argument("--seq", type=int, default=None, help="sequence length for token/sequence models")
+    p.add_argument("--batch", type=POSITIVE_INT, default=1, help="batch size (default 1)")
+    p.add_argument("--seq", type=POSITIVE_INT, default=None, help="sequence length for token/sequence models")
     p.add_argument("--input-shape", default=None, help="per-sample input shape, e.g. 3x224x224 (default: the model's own)")
     p.add_argument("--dtype", default=None, help="fp32 (default), bf16, fp16, fp8, int8: bytes counted at this width")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a model option, e.g. num_classes=10")
@@ -54,8 +32,11 @@ def configure(p):
     def run(args):
         from hw.workload import profile
 
+        from models.registry import check_seq
+
+        check_seq(args.model, args.seq)
         w = profile(args.model, batch=args.batch, seq=args.seq, dtype=args.dtype,
-                    input_shape=parse_shape(args.input_shape), **parse_overrides(args.set))
+                    input_shape=parse_shape(args.input_shape), **parse_sets(args.set))
         if args.json:
             emit(w, True)
             return 0

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import sys
 
-from neurosim.cli import command, emit
-from neurosim.errors import NeurosimError
+from neurosim.cli import command, emit, number
+from neurosim.errors import NeurosimError, check_writable
 
 
 def parse_only(pairs: list[str] | None) -> dict[str, list[str]]:
@@ -46,7 +46,7 @@ def configure(p):
     pr.add_argument("name", help="study name (see `neurosim study list`)")
     pr.add_argument("--quick", action="store_true", help="the small sweep (seconds to a minute)")
     pr.add_argument("--only", action="append", metavar="AXIS=V1,V2", help="restrict a sweep axis, e.g. model=mlp,lenet5")
-    pr.add_argument("--workers", type=int, default=None,
+    pr.add_argument("--workers", type=number(int, 0, 256), default=None,
                     help="local worker processes (default: CPUs, at most 4; 0 = run in this process)")
     pr.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT", help="run the cells on a Dask cluster")
     pr.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",
@@ -116,6 +116,8 @@ def _run(args):
     from studies.runner import check_timeout
 
     check_timeout(args.connect_timeout)
+    if args.out and not args.no_report:
+        check_writable(args.out, "--out", directory=True)
     summary = studies.run(args.name, quick=args.quick, only=parse_only(args.only), db=args.db,
                           workers=args.workers, scheduler=args.scheduler, connect_timeout_s=args.connect_timeout,
                           quiet=args.quiet, modules=args.module, recompute=args.recompute)
@@ -128,6 +130,10 @@ def _run(args):
     else:
         print(f"{summary.study}: {summary.n_cells} cells, {summary.n_skipped} already stored, {summary.n_done} run, "
               f"{summary.n_failed} failed ({summary.executor}, {summary.elapsed_s:.1f} s) -> {summary.db}")
+        if summary.n_elsewhere:
+            print(f"  {summary.n_elsewhere} cells were stored or are being run by another run on this database")
+        if summary.n_not_run:
+            print(f"  a worker process died: {summary.n_not_run} cells were not run (run the study again for them)")
         if path:
             print(f"report: {path} and {path.with_suffix('.html')}")
     for f in summary.failures[:5]:
@@ -175,6 +181,8 @@ def _show(args):
 def _report(args):
     from studies.report import report
 
+    if args.out:
+        check_writable(args.out, "--out", directory=True)
     path = report(args.name, db=args.db, out=args.out, quick=True if args.quick else None, modules=args.module)
     print(f"report: {path} and {path.with_suffix('.html')}")
     return 0

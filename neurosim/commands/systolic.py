@@ -5,7 +5,7 @@
 """
 from __future__ import annotations
 
-from neurosim.cli import command, emit
+from neurosim.cli import POSITIVE, POSITIVE_INT, command, emit
 from neurosim.errors import NeurosimError
 
 
@@ -38,16 +38,16 @@ def configure(p):
     p.add_argument("--model", help="zoo model name instead of a topology (lowered through hw.workload)")
     p.add_argument("--array", help="array RxC, e.g. 128x128 (overrides the config; default 32x32 for --model)")
     p.add_argument("--dataflow", choices=["os", "ws", "is"], help="dataflow (overrides the config)")
-    p.add_argument("--batch", type=int, default=1, help="batch size for --model (default 1)")
-    p.add_argument("--seq", type=int, default=None, help="sequence length for token models")
-    p.add_argument("--bandwidth", type=int, default=None,
+    p.add_argument("--batch", type=POSITIVE_INT, default=1, help="batch size for --model (default 1)")
+    p.add_argument("--seq", type=POSITIVE_INT, default=None, help="sequence length for token models")
+    p.add_argument("--bandwidth", type=POSITIVE_INT, default=None,
                    help="USER bandwidth mode with this many words/cycle (overrides the config)")
     p.add_argument("--os-timing", choices=["scalesim", "paper"], default=None,
                    help="output-stationary fold time: SCALE-Sim's code (R+C+T-2, default) or its paper (2R+C+T-2)")
     p.add_argument("--energy", default=None, metavar="SOURCE",
                    help="add per-access energy: 'default' (Horowitz 45 nm) or a catalog device with e_*_pj fields")
     p.add_argument("--trace-dir", default=None, help="stream SRAM traces (SCALE-Sim format) into this folder")
-    p.add_argument("--max-trace-gb", type=float, default=DEFAULT_MAX_TRACE_GB, metavar="GB",
+    p.add_argument("--max-trace-gb", type=POSITIVE, default=DEFAULT_MAX_TRACE_GB, metavar="GB",
                    help=f"refuse --trace-dir runs whose traces are estimated above this size "
                         f"(GiB; default {DEFAULT_MAX_TRACE_GB:g})")
     p.add_argument("--no-progress", action="store_true", help="no per-layer progress bar (shown on a terminal)")
@@ -96,6 +96,9 @@ def configure(p):
                 changes.setdefault("dataflow", "ws")
             from hw import workload as wl
 
+            from models.registry import check_seq
+
+            check_seq(args.model, args.seq)
             w = wl.profile(args.model, batch=args.batch, seq=args.seq)
             from hw.systolic.workload import layers_from_workload
 

@@ -1,7 +1,7 @@
 """`neurosim train MODEL --dataset NAME`: train a zoo classifier on the CPU and save a checkpoint."""
 from __future__ import annotations
 
-from neurosim.cli import command, emit
+from neurosim.cli import POSITIVE, POSITIVE_INT, command, emit, number, parse_sets
 
 
 @command("train", help="train a zoo model on bundled or local data (CPU), save state_dict + config JSON")
@@ -11,11 +11,11 @@ def configure(p):
                    help="digits, mnist5k, majority, majority_tokens, mnist-idx:DIR or cifar10:DIR (default digits); CIFAR-10's "
                         "pickled batches are read with a restricted unpickler (only dicts, lists, bytes, str and "
                         "numpy arrays: a batch cannot run code)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--patience", type=int, default=3, help="stop after this many epochs without a better "
+    p.add_argument("--epochs", type=POSITIVE_INT, default=10)
+    p.add_argument("--lr", type=POSITIVE, default=1e-3)
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=64)
+    p.add_argument("--seed", type=number(int, 0), default=0)
+    p.add_argument("--patience", type=number(int, 0), default=3, help="stop after this many epochs without a better "
                    "validation accuracy (0: never)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="model option, e.g. --set hidden=500 --set activation=gelu (input size and classes "
@@ -27,10 +27,9 @@ def configure(p):
 
     def run(args):
         from models.train import train_model
-        from neurosim.commands.profile import parse_overrides
 
         out = args.out or f"runs/{args.model}-{args.dataset.replace(':', '_').replace('/', '_')}.pt"
-        _, res = train_model(args.model, args.dataset, overrides=parse_overrides(args.set), out=out, seed=args.seed,
+        _, res = train_model(args.model, args.dataset, overrides=parse_sets(args.set), out=out, seed=args.seed,
                              epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, patience=args.patience,
                              progress=not (args.no_progress or args.json))
         if args.json:
