@@ -144,9 +144,12 @@ def save(model: nn.Module, path: str | Path, extra: dict | None = None) -> Path:
     if cfg is None:
         raise NeurosimError("only models made by models.create() can be checkpointed with their config")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), path)
-    Path(str(path) + ".json").write_text(json.dumps({**cfg, **({"extra": extra} if extra else {})}, indent=2))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), path)
+        Path(str(path) + ".json").write_text(json.dumps({**cfg, **({"extra": extra} if extra else {})}, indent=2))
+    except OSError as e:
+        raise NeurosimError(f"cannot write checkpoint {path}: {e.strerror or e}") from None
     return path
 
 

@@ -114,11 +114,12 @@ def _literal(raw: str):
 
 
 def _guard_numbers(parser: argparse.ArgumentParser) -> None:
-    """Every plain ``type=int`` / ``type=float`` option refuses NaN, inf and absurd sizes (see :func:`number`);
-    options that need a range declare it with :func:`number` themselves."""
+    """Every plain ``type=int`` / ``type=float`` option takes a finite number >= 0 of bounded size (counts,
+    sizes, seeds, rates, times: what the suite's options are); an option that needs another range (a
+    negative offset, an upper bound) declares it with :func:`number` itself."""
     for action in parser._actions:
         if action.type is int or action.type is float:
-            action.type = number(action.type)
+            action.type = number(action.type, 0)
 
 
 def build_parser() -> argparse.ArgumentParser:

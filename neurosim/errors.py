@@ -7,7 +7,6 @@ exit 1 from the CLI, its traceback with ``NEUROSIM_DEBUG=1``).
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 
@@ -28,20 +27,22 @@ class UnknownNameError(NeurosimError, KeyError):
 
 def check_writable(path: str | os.PathLike, what: str = "output", *, directory: bool = False) -> Path:
     """Refuse, before any work starts, an output that cannot be written: ``path`` (a file, or with
-    ``directory`` a folder) must be creatable or writable. Creates missing parent folders (a run would);
-    writes nothing else. Returns the path."""
+    ``directory`` a folder) must exist writable or be creatable under its nearest existing folder. Writes
+    and creates nothing. Returns the path."""
     p = Path(path)
-    folder = p if directory else p.parent
     if not directory and p.is_dir():
         raise NeurosimError(f"{what} {p} is a directory; give a file path")
     if directory and p.exists() and not p.is_dir():
         raise NeurosimError(f"{what} {p} is a file; give a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".neurosim-write-check-"):
-            pass
-    except OSError as e:
-        raise NeurosimError(f"{what} {p} is not writable: {e.strerror or e}") from None
-    if not directory and p.exists() and not os.access(p, os.W_OK):
+    if p.exists():
+        ok = os.access(p, os.W_OK | (os.X_OK if p.is_dir() else 0))
+    else:
+        anc = p.absolute().parent
+        while not anc.exists():
+            anc = anc.parent
+        if not anc.is_dir():
+            raise NeurosimError(f"{what} {p} cannot be created: {anc} is a file, not a folder")
+        ok = os.access(anc, os.W_OK | os.X_OK)
+    if not ok:
         raise NeurosimError(f"{what} {p} is not writable")
     return p

@@ -646,9 +646,10 @@ class SpikingNetwork:
         import zipfile
 
         try:  # a text, empty, truncated, bit-flipped or foreign file is named, never a numpy/zip traceback
-            with np.load(path, allow_pickle=False) as z:
-                if not hasattr(z, "files"):
-                    raise NeurosimError(f"{path} is not a neurosim IR file (a single .npy array, not an .npz)")
+            z = np.load(path, allow_pickle=False)
+            if not hasattr(z, "files"):
+                raise NeurosimError(f"{path} is not a neurosim IR file (a single .npy array, not an .npz)")
+            with z:
                 if "__ir__" not in z:
                     raise NeurosimError(f"{path} is not a neurosim IR file (no __ir__ entry)")
                 spec = json.loads(str(z["__ir__"]))
@@ -932,12 +933,24 @@ def from_nir(graph, dt: float | None = None) -> SpikingNetwork:
     if isinstance(graph, (str, Path)):
         if not Path(graph).is_file():
             raise NeurosimError(f"no NIR file at {graph}")
-        graph = nir.read(str(graph))
-    md = graph.metadata if isinstance(graph.metadata, dict) else {}
+        path = graph
+        try:
+            graph = nir.read(str(path))
+        except Exception as e:  # noqa: BLE001 - h5py/nir raise many types on a file that is not NIR
+            raise NeurosimError(f"{path} is not a readable NIR file ({type(e).__name__}: "
+                                f"{(str(e).strip().splitlines() or [''])[0][:200]})") from None
+    md = graph.metadata if isinstance(getattr(graph, "metadata", None), dict) else {}
     raw = md.get("neurosim")
     if raw is not None:
-        raw = raw.decode() if isinstance(raw, bytes) else str(raw)
-        return _from_own_nir(graph, json.loads(raw))
+        try:
+            raw = raw.decode() if isinstance(raw, bytes) else str(raw)
+            return _from_own_nir(graph, json.loads(raw))
+        except NeurosimError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, StopIteration) as e:
+            raise NeurosimError(f"the NIR graph's 'neurosim' metadata does not describe its nodes "
+                                f"({type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:200]}); drop it "
+                                "to import the graph as a foreign one") from None
     return _from_foreign_nir(graph, 1e-4 if dt is None else dt)
 
 
