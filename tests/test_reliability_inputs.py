@@ -63,3 +63,37 @@ def test_lava_fixed_point_one_outsized_sample_does_not_change_the_others(case):
     r = net.run(hostile, 8, backend="lava", precision="fixed")
     np.testing.assert_array_equal(r.output[1:], base.output[1:])
     assert len(r.lava_input_steps) == 2 and len(base.lava_input_steps) == 1
+
+
+def test_training_that_diverges_stops_with_one_error():
+    """`train --lr inf` used to save NaN weights with exit 0: a non-finite loss stops the run, named."""
+    import torch
+    from torch import nn
+
+    from models.data import Dataset
+    from models.train import train
+
+    class Blows(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.lin(x) * float("inf")
+
+    data = Dataset("toy", torch.rand(40, 4), torch.randint(0, 3, (40,)), 3)
+    with pytest.raises(NeurosimError, match="diverged"):
+        train(Blows(), data, epochs=2, progress=False)
+
+
+@pytest.mark.parametrize("fill", [0.0, 0.5, float("nan")])
+def test_constant_or_non_finite_calibration_data_is_refused(fill):
+    """All-zero calibration data gave 13.6 % against the ANN's 43.9 % without a word."""
+    import torch
+
+    import models
+    import neurosim
+
+    m = models.create("mlp", in_features=16, hidden=(8,), num_classes=3)
+    with pytest.raises(NeurosimError, match="constant" if fill == fill else "NaN"):
+        neurosim.convert(m, torch.full((32, 16), fill))

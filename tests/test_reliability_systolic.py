@@ -61,3 +61,12 @@ def test_malformed_systolic_input_is_one_line(tmp_path, capsys, case):
     elif case == "nan-max-trace":
         extra = ["--max-trace-gb", "nan", "--trace-dir", tmp_path / "tr"]
     refused(capsys, "systolic", "-c", cfg, "-t", topo, *extra, written_under=tmp_path)
+
+
+@pytest.mark.parametrize("name", ["..", ".", "../escape", "a/b"])
+def test_a_run_name_that_leaves_the_output_folder_is_refused(tmp_path, capsys, name):
+    text = CFG.read_text()
+    line = next(ln for ln in text.splitlines() if ln.replace(" ", "").startswith("run_name="))
+    cfg = _file(tmp_path, "n.cfg", text.replace(line, f"run_name = {name}"))
+    refused(capsys, "systolic", "-c", cfg, "-t", G / "topologies" / "tiny_conv.csv", "-p", tmp_path / "out",
+            written_under=tmp_path, match="run_name")

@@ -98,7 +98,7 @@ def train_or_load(model: str, dataset: str, overrides: dict, *, checkpoint: str 
     if checkpoint and not quiet:
         print(f"(no checkpoint at {path}; training {model} on {dataset} and saving it there)")
     net, res = train_model(model, dataset, overrides=overrides, out=path, seed=seed, epochs=epochs, lr=lr,
-                           progress=False)
+                           progress=not quiet)  # a per-epoch bar on a terminal only
     if not quiet:
         print(f"(trained {model} on {dataset}: {res.epochs_run} epochs in {res.seconds:.0f} s, "
               f"test accuracy {100 * res.test_accuracy:.2f}%; saved {path})")
@@ -136,16 +136,25 @@ def run_convert(model: str, dataset: str = "mnist5k", timesteps=(4, 8, 16, 32, 6
     ts = sorted(timesteps)
     kw = dict(norm=norm, per_channel=per_channel, encoding=encoding, signed=signed, calibration_samples=calibration)
     t_conv = t_sim = 0.0
+    import sys
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(ts) if calibrate else 1, desc=f"convert {model}", unit="T", leave=False,
+               disable=quiet or not sys.stderr.isatty())  # per T on a terminal, quiet otherwise
     if calibrate:  # a network per T; no trace (each T is its own network)
         snn_acc, acc_t = [], None
         for t in ts:
+            bar.set_postfix(T=t)
             t0 = time.perf_counter()
             snn = neurosim.convert(ann, train_set.x[:calibration], calibrate=t, calibration_iters=calibration_iters, **kw)
             t_conv += time.perf_counter() - t0
             res = snn.run(test_set.x, t, batch_size=batch_size, seed=seed)
             t_sim += res.wall_s
             snn_acc.append(res.accuracy(test_set.y.numpy()))
+            bar.update(1)
     else:
+        bar.set_postfix(T=ts[-1])
         t0 = time.perf_counter()
         snn = neurosim.convert(ann, train_set.x[:calibration], **kw)
         t_conv = time.perf_counter() - t0
@@ -153,6 +162,8 @@ def run_convert(model: str, dataset: str = "mnist5k", timesteps=(4, 8, 16, 32, 6
         t_sim = res.wall_s
         acc_t = res.accuracy_trace(test_set.y.numpy())
         snn_acc = [float(acc_t[t - 1]) for t in ts]
+        bar.update(1)
+    bar.close()
     if save_ir:
         snn.save(save_ir)
     from hw.workload import trace as trace_workload
