@@ -107,14 +107,15 @@ def zoo_direct(seed: int = 0) -> SpikingNetwork:
 
 def zoo_poisson(seed: int = 0) -> SpikingNetwork:
     """Poisson (+-1) input of shape (2, 4, 4) and a spike-count readout: a SpikeMaxPool2d reading the input
-    itself -> Flatten -> Linear -> IF; conv -> signed IF -> SpikeMaxPool2d of signed spikes -> Flatten ->
-    Linear; both into one IF population (an Add with weights 1 and 0.5) read by its spike counts."""
+    itself -> Flatten -> Linear -> LIF (leak 0.8, subtractive reset); conv -> signed IF -> SpikeMaxPool2d of
+    signed spikes -> Flatten -> Linear; both into one IF population (an Add with weights 1 and 0.5) read by
+    its spike counts."""
     rng = np.random.default_rng(seed)
     nodes = {
         "mp_in": SpikeMaxPool2d("input", kernel_size=2),
         "flat_in": Flatten("mp_in"),
         "fa": Linear("flat_in", weight=rng.normal(0, 1.0, (6, 8)), bias=rng.normal(0, .05, 6)),
-        "na": Neurons("fa", shape=(6,), threshold=1.0, v_init=0.5),
+        "na": Neurons("fa", shape=(6,), threshold=1.0, v_init=0.5, leak=0.8),
         "fa2": Linear("na", weight=rng.normal(0, 1.2, (6, 6))),
         "conv": Conv2d("input", weight=rng.normal(0, 0.7, (3, 2, 3, 3)), padding=1),
         "nb": Neurons("conv", shape=(3, 4, 4), threshold=1.0, v_init=0.5, signed=True),

@@ -163,11 +163,26 @@ def test_the_c_equal_w_weight_is_not_lowered_as_per_channel():
                 assert torch.allclose(got.reshape(2, -1), t.apply(x).reshape(2, -1)), t.describe()
 
 
-@pytest.mark.parametrize("backend", _backend_params())
-def test_float_equals_the_reference(case, backend):
+# a backend's own execution paths, each of which must conform (the first, {}, is its default)
+VARIANTS = {"snntorch": [{}, {"mode": "step", "neuron_impl": "torch"}, {"neuron_impl": "snntorch"},
+                         {"neuron_impl": "torch"}]}
+
+
+def _variant_params():
+    out = []
+    for p in _backend_params():
+        (b,) = p.values
+        for v in VARIANTS.get(b, [{}]):
+            vid = b if not v else b + "-" + "-".join(f"{k}={w}" for k, w in v.items())
+            out.append(pytest.param(b, v, marks=p.marks, id=vid))
+    return out
+
+
+@pytest.mark.parametrize("backend, variant", _variant_params())
+def test_float_equals_the_reference(case, backend, variant):
     name, net, x, ref = case
     b = _backend(backend)
-    r, refused = _run(net, x, backend, "float", name)
+    r, refused = _run(net, x, backend, "float", name, **variant)
     assert set(refused) <= set(COMMON_OPTIONS)
     assert r.backend == backend and r.precision == "float" and r.batch == B and r.timesteps == T
     np.testing.assert_allclose(r.output, ref.output, rtol=1e-5, atol=1e-5)
