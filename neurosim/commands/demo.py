@@ -10,32 +10,18 @@ Each step is resumable: checkpoints and study rows are reused on a second run.
 from __future__ import annotations
 
 import time
+
 from neurosim.cli import command
 
 
 def zoo_profile():
-    """Profile every zoo model on the meta device: params, MACs, FLOPs, bytes."""
+    """Every zoo model at batch 1, fp32, through the zoo_profile study's cell (params, MACs, FLOPs, bytes)."""
     import pandas as pd
 
     import models
-    from hw.workload import profile
+    from studies.zoo_profile import zoo_profile as cell
 
-    rows = []
-    for name in models.names():
-        t = time.perf_counter()
-        w = profile(name)
-        rows.append(dict(model=name, family=models.entry(name).family, params=w.params, GMACs=w.macs / 1e9,
-                         GFLOPs=w.flops / 1e9, param_MB=w.param_bytes / 1e6,
-                         activation_MB=w.activation_bytes / 1e6, ops=len(w.ops),
-                         trace_s=time.perf_counter() - t))
-    return pd.DataFrame(rows)
-
-
-def conversion():
-    """MLP on MNIST-5k, ReLU and QCFS training: ANN vs SNN accuracy per timestep (snntorch backend)."""
-    from neurosim.commands.convert import demo_step
-
-    return demo_step()
+    return pd.DataFrame([dict(model=m, **cell(model=m, batch=1, dtype="fp32")) for m in models.names()])
 
 
 @command("demo", help="the main job on bundled data: zoo profile, ANN-to-SNN conversion, quick studies + report")
@@ -46,12 +32,13 @@ def configure(p):
     def run(args):
         import studies
         from neurosim.cli import emit
+        from neurosim.convert.pipeline import demo_conversion
         from neurosim.errors import check_writable
 
         check_writable(args.out, "--out", directory=True)  # before profiling and training, not after
 
         steps = [("Model zoo profile (batch 1, fp32, meta device)", zoo_profile),
-                 ("ANN-to-SNN conversion (mlp on mnist5k; snntorch backend)", conversion),
+                 ("ANN-to-SNN conversion (MLP with ReLU and QCFS, QCFS ResNet; mnist5k; snntorch backend)", demo_conversion),
                  (f"Comparative studies, quick sweeps (report under {args.out})", lambda: studies.demo_step(args.out))]
         for title, step in steps:
             t = time.perf_counter()
