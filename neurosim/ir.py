@@ -750,8 +750,8 @@ class SimResult:
     wall_s: float = 0.0
     trace: np.ndarray | None = None
     counts: dict[str, np.ndarray] | None = None  # optional: net spike count C_T per neuron [batch, *shape]
-    # optional (record_step_counts=True): spike events per step, per population and for "input" (nonzero
-    # encoded input elements), as [T, batch] float64 arrays (row t = step t, column = sample)
+    # optional (record_step_counts=True): spike events per step, per population, per spiking max-pool and
+    # for "input" (nonzero encoded input elements), as [T, batch] float64 arrays (row t = step t, column = sample)
     step_counts: dict[str, np.ndarray] | None = None
     # synaptic node -> the population its current drives (None: the readout); SpikingNetwork.run fills it
     synapse_targets: dict[str, str | None] | None = None

@@ -330,7 +330,8 @@ class _Stats:
         self.record_counts = False
         self.counts: dict[str, list] = {k: [] for k in net.populations}
         self.record_steps = False
-        self.steps: dict[str, list] = {k: [] for k in [INPUT, *net.populations]}  # [T, B] per batch chunk
+        self.steps: dict[str, list] = {k: [] for k in [INPUT, *net.populations]  # [T, B] per batch chunk
+                                       + [k for k, n in net.nodes.items() if isinstance(n, SpikeMaxPool2d)]}
         self.synops = {}
         self.fanout = {}
         self.inputs = {}  # node -> indices of the inputs that are counted
@@ -410,6 +411,8 @@ def _run_layer(low: Lowered, e: torch.Tensor, const_input: bool, T: int, stats: 
             y = torch.diff(m, dim=0, prepend=torch.zeros_like(m[:1]))
             # events; an unsigned max only grows, by 0 or 1 a step, so its events are its final value
             counts[k] = (y != 0).sum(0) if k in low.signed_pools else m[-1]
+            if stats.record_steps:
+                stats.steps[k].append((y != 0).flatten(2).sum(2).to(torch.float64).cpu())
             vals[k] = _Val(y)
         else:
             const = all(v.const for v in ins)
@@ -440,7 +443,7 @@ def _run_step(low: Lowered, e: torch.Tensor, const_input: bool, T: int, stats: _
               for k, n in net.nodes.items() if isinstance(n, SpikeMaxPool2d)}
     nonzero = {(k, j): 0 for k in stats.synops for j in stats.inputs[k]}
     pop_counts = {k: 0 for k in net.populations}
-    steps: dict[str, list] = {k: [] for k in net.populations}
+    steps: dict[str, list] = {k: [] for k in stats.steps if k != INPUT}
     acc = torch.zeros(B, net.num_classes, dtype=low.dtype, device=e.device)
     trace = torch.empty(T, B, net.num_classes, dtype=low.dtype, device=e.device) if record else None
     for t in range(T):
@@ -461,6 +464,8 @@ def _run_step(low: Lowered, e: torch.Tensor, const_input: bool, T: int, stats: _
                 before = F.max_pool2d(counts[k], n.kernel_size, n.stride, n.padding)
                 counts[k] = counts[k] + xs[0]
                 v[k] = F.max_pool2d(counts[k], n.kernel_size, n.stride, n.padding) - before
+                if stats.record_steps:
+                    steps[k].append((v[k] != 0).flatten(1).sum(1).to(torch.float64).cpu())
             else:
                 v[k] = low.apply(k, xs)
         acc = acc + v[net.readout.node]

@@ -1,0 +1,764 @@
+"""Event-driven (simpy) model of a neuromorphic mesh chip, driven by the spikes a network really fires.
+
+:mod:`hw.neuromorphic` is the fast analytic estimate (SynOps x energy per op, a step time of the slowest
+layer's work plus a barrier). This module is the simulated alternative: it places a
+:class:`~neurosim.ir.SpikingNetwork` on the cores of a Loihi-class chip (the ``neurosim loihi-map``
+placement), routes every step's spikes through a 2-D mesh and reports where the time and energy go.
+
+Model (one timestep; every step starts after the previous step's barrier)::
+
+    core c  : neuron updates  n_active x t_active + n_idle x t_idle         (send unit, then)
+              one message per (spike, destination core): t_spike each, e_spike each (output axon)
+    mesh    : dimension-order routing (X first, then Y) between tiles; each directed link carries
+              one spike per hop time (E-W 4.1 ns, N-S 6.5 ns), FIFO; chip-to-chip links the same with
+              their own latency/energy; a router buffers without limit (no back-pressure)
+    core d  : receive unit, FIFO: per arriving spike t_axon_in + synapses x t_synop, e_synop each
+    step    = last message processed (or last send) + barrier(tiles in use)
+
+Neurons on a core are *active* in a step in proportion to the spikes it receives that step (a core that
+receives ``lam >= 1`` spikes updates all its neurons as active; ``lam`` in (0, 1), a mean over samples,
+interpolates; 0: all idle at the inactive cost). Energy per step: synaptic ops x e_synop + neuron updates
+(active/idle) + per message e_spike + hops x e_hop (E-W/N-S) + chip crossings x e_chip + static power x
+chips x step time.
+
+Two granularities give the same energy and message counts:
+
+* ``mode="exact"``: every spike is its own message (integer spike counts only).
+* ``mode="aggregate"``: one message per (source core, destination core, step) carrying ``n`` spikes (any
+  non-negative real, e.g. a mean over samples). A message holds each stage for ``n`` spike-times and
+  cuts through: its head moves on after one hop time, its tail leaves a stage at
+  ``max(start + n t, tail_before + t)``. Without contention between messages (one flow per link and
+  receiver) this is exactly the per-spike pipeline, so both modes give the same step time; where flows
+  share a link or a receiver, exact interleaves spikes FIFO while aggregate serves whole messages, and
+  the step time differs by at most the interleaving (tests bound it).
+
+Parameters (:func:`chip_params`): Loihi's per-operation figures are Davies et al., "Loihi: A Neuromorphic
+Manycore Processor with On-Chip Learning", IEEE Micro 38(1), 2018, Table 2 (pre-silicon); the mesh is
+8 x 4 tiles of 4 cores (128 cores; the same layout SANA-FE's Loihi architecture uses). Loihi 2 borrows
+every timing and energy from Loihi (Intel has published no per-operation figures) and its layout; only
+its capacity (8,192 neurons per core, via the placement) is its own. Chip-to-chip link figures are
+ASSUMPTIONS (no published per-spike figure was found): say so in every report that crosses a chip.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from hw.report import CostReport, _clean
+from neurosim.errors import NeurosimError
+
+CHIPS = ("loihi", "loihi2")
+MAPPINGS = ("compact", "spread")
+MODES = ("aggregate", "exact", "tile", "auto")
+AUTO_MESSAGES = 150_000  # mode="auto": core-pair messages per run above which spikes are bundled per tile pair
+DAVIES = "Davies et al. 2018, IEEE Micro 38(1), Table 2"
+
+
+@dataclass(frozen=True)
+class MeshParams:
+    """Per-operation time (ns) and energy (pJ) of one chip and its mesh; ``sources`` names each figure's origin."""
+
+    chip: str
+    name: str
+    mesh_x: int = 8
+    mesh_y: int = 4
+    cores_per_tile: int = 4
+    t_synop_ns: float = 3.5
+    e_synop_pj: float = 23.6
+    t_active_ns: float = 8.4
+    e_active_pj: float = 81.0
+    t_idle_ns: float = 5.3
+    e_idle_pj: float = 52.0
+    t_spike_ns: float = 2.1
+    e_spike_pj: float = 1.7
+    t_axon_in_ns: float = 0.0
+    t_hop_ew_ns: float = 4.1
+    e_hop_ew_pj: float = 3.0
+    t_hop_ns_ns: float = 6.5
+    e_hop_ns_pj: float = 4.0
+    barrier_1_ns: float = 113.0
+    barrier_32_ns: float = 465.0
+    t_chip_ns: float = 100.0
+    e_chip_pj: float = 40.0
+    static_power_mw: float = 104.0
+    max_chips: int = 32
+    sources: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def tiles(self) -> int:
+        return self.mesh_x * self.mesh_y
+
+    @property
+    def cores(self) -> int:
+        return self.tiles * self.cores_per_tile
+
+    def barrier_ns(self, tiles: int, chips: int = 1) -> float:
+        """Barrier time for ``tiles`` tiles in use: Davies's 113 ns (1 tile) to 465 ns (32 tiles),
+        interpolated in log2(tiles) (a tree-like sync wave; our assumption between the two published
+        points); on a board, plus a round trip over the chip-to-chip links of a row of chips."""
+        n = min(max(int(tiles), 1), 32)
+        b = self.barrier_1_ns + (self.barrier_32_ns - self.barrier_1_ns) * math.log2(n) / 5.0
+        return b + 2 * (max(int(chips), 1) - 1) * self.t_chip_ns
+
+
+_LOIHI_SOURCES = {
+    "mesh": "Davies et al. 2018: 128 cores in a mesh of tiles of 4 cores (32 tiles, Table 2's barrier range); "
+            "8 x 4 tiles as in SANA-FE's Loihi architecture description (Boyle et al., IEEE TCAD 2025)",
+    "t_synop_ns": f"{DAVIES}: time per synaptic spike op (max) 3.5 ns",
+    "e_synop_pj": f"{DAVIES}: energy per synaptic spike op (min) 23.6 pJ",
+    "t_active_ns": f"{DAVIES}: time per neuron update, active 8.4 ns",
+    "e_active_pj": f"{DAVIES}: energy per neuron update, active 81 pJ",
+    "t_idle_ns": f"{DAVIES}: time per neuron update, inactive 5.3 ns",
+    "e_idle_pj": f"{DAVIES}: energy per neuron update, inactive 52 pJ",
+    "t_spike_ns": f"{DAVIES}: within-tile spike latency 2.1 ns (charged once per message leaving a core)",
+    "e_spike_pj": f"{DAVIES}: within-tile spike energy 1.7 pJ (once per message)",
+    "t_axon_in_ns": "0: Davies's synaptic op time is taken to include the input-axon lookup (assumption)",
+    "t_hop_ew_ns": f"{DAVIES}: east-west tile hop latency 4.1 ns; a link carries one spike per hop time (assumption)",
+    "e_hop_ew_pj": f"{DAVIES}: east-west tile hop energy 3.0 pJ",
+    "t_hop_ns_ns": f"{DAVIES}: north-south tile hop latency 6.5 ns",
+    "e_hop_ns_pj": f"{DAVIES}: north-south tile hop energy 4.0 pJ",
+    "barrier_ns": f"{DAVIES}: mesh-wide barrier sync 113-465 ns for 1-32 tiles (log2 interpolation: ours)",
+    "t_chip_ns": "ASSUMED 100 ns per chip-to-chip crossing (no published per-spike figure found)",
+    "e_chip_pj": "ASSUMED 40 pJ per chip-to-chip crossing (10x an on-chip hop; no published figure found)",
+    "static_power_mw": "catalog (hw.get('loihi').static_power_mw): derived from Frady et al. 2020, 104 mW per chip",
+    "max_chips": "Nahuku board: 32 Loihi chips (Davies et al. 2021, Proc. IEEE); our default board limit",
+}
+
+
+def chip_params(chip: str, **overrides) -> MeshParams:
+    """The mesh parameters of ``chip`` (``loihi`` or ``loihi2``); ``overrides`` set any field."""
+    import hw
+
+    if chip not in CHIPS:
+        raise NeurosimError(f"unknown chip {chip!r} for the mesh simulator; valid: {', '.join(CHIPS)}")
+    spec = hw.get(chip)
+    base = hw.get("loihi")
+    p = MeshParams(chip=chip, name=spec.name, static_power_mw=float(base.static_power_mw or 0.0),
+                   sources=dict(_LOIHI_SOURCES))
+    if chip == "loihi2":
+        p = replace(p, sources={**p.sources, "borrowed": (
+            "Loihi 2: Intel has published no per-operation times or energies, mesh layout or barrier time; "
+            "every figure here is Loihi's (Davies et al. 2018), as the catalog's energy_proxy says. Only the "
+            "capacity (8,192 neurons per core, 120M synapses per chip: Intel's 2021 brief) is Loihi 2's own.")})
+    bad = sorted(set(overrides) - {f for f in MeshParams.__dataclass_fields__ if f not in ("chip", "name", "sources")})
+    if bad:
+        raise NeurosimError(f"unknown mesh parameter(s) {', '.join(bad)}")
+    for k, v in overrides.items():
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
+            raise NeurosimError(f"mesh parameter {k} must be a finite number >= 0, got {v!r}")
+    if overrides:
+        p = replace(p, **overrides, sources={**p.sources, **{k: "user override" for k in overrides}})
+    return p
+
+
+# ---- placement -------------------------------------------------------------------------------------
+
+@dataclass
+class Placement:
+    """Logical cores of each layer and their physical positions.
+
+    ``blocks[layer]``: ``(start, stop, core)`` ranges of the layer's neurons (IR flat order);
+    ``pos[core] = (chip, x, y, slot)``, ``x`` global over a row of chips (chip ``c`` holds
+    ``x in [c*mesh_x, (c+1)*mesh_x)``). The input (host) enters at tile (0, 0) of chip 0.
+    """
+
+    chip: str
+    mapping: str
+    params: MeshParams
+    blocks: dict[str, list[tuple[int, int, int]]]
+    pos: list[tuple[int, int, int, int]]
+    layer_of: list[str]
+    neurons_of: list[int]
+    chips: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_cores(self) -> int:
+        return len(self.pos)
+
+    def core_index(self, layer: str, n: int) -> np.ndarray:
+        """Core of each of ``layer``'s ``n`` neurons."""
+        out = np.empty(n, np.int64)
+        for a, b, c in self.blocks[layer]:
+            out[a:b] = c
+        return out
+
+    def tile(self, core: int) -> tuple[int, int]:
+        _, x, y, _ = self.pos[core]
+        return x, y
+
+
+INPUT_CORE = -1
+
+
+def place(net, chip: str = "loihi", mapping: str = "compact", *, params: MeshParams | None = None,
+          max_chips: int | None = None) -> Placement:
+    """Place ``net`` on ``chip``: core counts per layer from :func:`neurosim.loihi.resources.map_network`
+    (its neuron, synaptic-memory and axon limits), each layer's neurons split into that many contiguous,
+    equal blocks; then logical cores onto physical ones:
+
+    * ``compact``: in layer order, filling each tile's cores, tiles row by row (x first);
+    * ``spread``: round-robin over all tiles of the chips needed (consecutive cores on different tiles).
+    """
+    from neurosim.loihi.resources import map_network
+
+    if mapping not in MAPPINGS:
+        raise NeurosimError(f"unknown mapping {mapping!r}; valid: {', '.join(MAPPINGS)}")
+    p = params or chip_params(chip)
+    m = map_network(net, chip)
+    notes = [] if m.supported else [f"{chip}: {m.note} (simulated as if its spikes could carry a sign)"]
+    names = [t for t in _targets(net)]
+    blocks, layer_of, neurons_of = {}, [], []
+    for lay, name in zip(m.layers, names):
+        n, k = lay.neurons, max(int(lay.cores), 1)
+        if lay.fanin_split > 1:
+            notes.append(f"{name}: fan-in split x{lay.fanin_split} on the chip; simulated as {k} cores of "
+                         "whole neurons (partial dendritic sums not modelled)")
+        edges = np.linspace(0, n, k + 1).round().astype(int)
+        blocks[name] = []
+        for a, b in zip(edges[:-1], edges[1:]):
+            blocks[name].append((int(a), int(b), len(layer_of)))
+            layer_of.append(name)
+            neurons_of.append(int(b - a))
+    n_cores = len(layer_of)
+    chips = max(1, math.ceil(n_cores / p.cores))
+    limit = max_chips if max_chips is not None else p.max_chips
+    if chips > limit:
+        raise NeurosimError(f"the network needs {n_cores} {chip} cores = {chips} chips; the board has "
+                            f"{limit} chip(s) of {p.cores} cores")
+    pos = []
+    tiles_total = chips * p.tiles
+    for g in range(n_cores):
+        if mapping == "compact":
+            tile, slot = divmod(g, p.cores_per_tile)
+        else:
+            slot, tile = divmod(g, tiles_total)
+        c, t = divmod(tile, p.tiles)
+        ty, tx = divmod(t, p.mesh_x)
+        pos.append((c, c * p.mesh_x + tx, ty, slot))
+    if chips > 1:
+        notes.append(f"{chips} chips in a row; chip-to-chip links use ASSUMED figures "
+                     f"({p.t_chip_ns:g} ns, {p.e_chip_pj:g} pJ per crossing)")
+    return Placement(chip, mapping, p, blocks, pos, layer_of, neurons_of, chips, notes)
+
+
+def _targets(net):
+    """Layer names in the order ``map_network`` lists them: populations and the membrane readout, then the
+    spiking max-pools (gate neurons)."""
+    from neurosim.backends._terms import Lowering
+    from neurosim.ir import SpikeMaxPool2d
+
+    return list(Lowering(net).targets) + [k for k, n in net.nodes.items() if isinstance(n, SpikeMaxPool2d)]
+
+
+def _maxpool_coo(node, in_shape) -> tuple[np.ndarray, np.ndarray]:
+    """``(i, j)``: input element and gate neuron of every window membership of a spiking max-pool."""
+    import torch
+    import torch.nn.functional as F
+
+    C, H, W = in_shape
+    idx = torch.arange(1, C * H * W + 1, dtype=torch.float64).reshape(1, C, H, W)
+    kh, kw = node.kernel_size
+    cols = F.unfold(idx, (kh, kw), padding=node.padding, stride=node.stride)[0]
+    L = cols.shape[1]
+    cols = cols.reshape(C, kh * kw, L).numpy().astype(np.int64)
+    c, _, pos = np.nonzero(cols > 0)
+    return cols[cols > 0] - 1, c * L + pos
+
+
+def _maxpool_counts(net, counts: dict) -> dict:
+    """Per-sample spike counts of each spiking max-pool's gates from its source's: the max over the window
+    (exact for unsigned spikes: the gate's count is the window's largest input count)."""
+    import torch
+    import torch.nn.functional as F
+
+    from neurosim.ir import SpikeMaxPool2d
+
+    out = dict(counts)
+    for k, n in net.nodes.items():
+        if isinstance(n, SpikeMaxPool2d):
+            src = net._spike_source(n.inputs[0])
+            if src not in out:
+                continue
+            x = torch.as_tensor(np.abs(np.asarray(out[src], np.float64)))
+            x = x.reshape(x.shape[0], *net.shapes[n.inputs[0]])
+            out[k] = F.max_pool2d(x, n.kernel_size, n.stride, n.padding).flatten(1).numpy()
+    return out
+
+
+# ---- activity --------------------------------------------------------------------------------------
+
+@dataclass
+class Activity:
+    """Spikes per step and neuron for every source (``"input"`` and each population): ``rates[src]`` is
+    ``[T, N_src]`` (mean spikes per sample; integers for an exact run), ``samples`` how many samples the
+    mean is over."""
+
+    rates: dict[str, np.ndarray]
+    timesteps: int
+    samples: int = 1
+    source: str = ""
+
+
+def activity_from_raster(raster: dict[str, Any], samples: int = 1) -> Activity:
+    """An :class:`Activity` from per-step, per-neuron spike counts ``{source: [T, N]}``."""
+    rates = {k: np.abs(np.asarray(v, np.float64).reshape(len(v), -1)) for k, v in raster.items()}
+    Ts = {v.shape[0] for v in rates.values()}
+    if len(Ts) != 1:
+        raise NeurosimError(f"raster sources disagree on the number of steps: {sorted(Ts)}")
+    return Activity(rates, Ts.pop(), samples, "raster")
+
+
+def activity_from_simresult(result, net, inputs=None) -> Activity:
+    """Mean per-sample spikes per step and neuron from a run with ``record_step_counts=True`` (and,
+    for the split over neurons, ``record_counts=True``).
+
+    Per sample ``b``, population events at step ``t`` (``step_counts``, exact) are spread over its
+    neurons in proportion to each neuron's own count over the run (``counts``, exact); so every core's
+    spikes over the run and every step's total are exact, and only the per-step split between a
+    population's cores is estimated. The input: direct encoding sends every nonzero element each step
+    (exact); Poisson spreads the measured events over pixels in proportion to |x|. Without ``counts``
+    the split is uniform.
+    """
+    sc = getattr(result, "step_counts", None)
+    if sc is None:
+        raise NeurosimError("this result has no per-step spike counts; run with record_step_counts=True "
+                            "(the snntorch backend records them)")
+    from neurosim.ir import SpikeMaxPool2d
+
+    B, T = int(result.batch), int(result.timesteps)
+    rates = {}
+    counts = _maxpool_counts(net, getattr(result, "counts", None) or {})
+    sources = list(net.populations) + [k for k, n in net.nodes.items() if isinstance(n, SpikeMaxPool2d)]
+    for k in sources:
+        if k not in sc:
+            raise NeurosimError(f"the result has no per-step counts for {k!r}")
+        steps = np.asarray(sc[k], np.float64).reshape(T, B)
+        N = int(np.prod(net.shapes[k]))
+        if k in counts:
+            c = np.abs(np.asarray(counts[k], np.float64).reshape(B, N))
+            tot = c.sum(1, keepdims=True)
+            share = np.divide(c, tot, out=np.full_like(c, 1.0 / N), where=tot > 0)
+        else:
+            share = np.full((B, N), 1.0 / N)
+        rates[k] = steps @ share / B
+    steps = np.asarray(sc["input"], np.float64).reshape(T, B)
+    N = int(np.prod(net.input_shape))
+    if inputs is not None:
+        x = np.abs(np.asarray(inputs, np.float64).reshape(B, N))
+        w = (x != 0).astype(np.float64) if net.encoding.kind != "poisson" else x
+        tot = w.sum(1, keepdims=True)
+        share = np.divide(w, tot, out=np.full_like(w, 1.0 / N), where=tot > 0)
+    else:
+        share = np.full((B, N), 1.0 / N)
+    rates["input"] = steps @ share / B
+    return Activity(rates, T, B, f"{result.backend or 'spiking'} run, {B} sample(s)")
+
+
+# ---- traffic: what each step sends ---------------------------------------------------------------
+
+@dataclass
+class _Traffic:
+    """Per step: ``spikes[t, f]`` and ``synops[t, f]`` of flow ``f = (src core, dst core)``; ``recv[t, c]``
+    spikes arriving at core c."""
+
+    flows: np.ndarray  # [F, 2] (src, dst); src -1 = the host input
+    spikes: np.ndarray  # [T, F]
+    synops: np.ndarray  # [T, F]
+
+
+def _traffic(net, place_: Placement, act: Activity) -> _Traffic:
+    import scipy.sparse as sp
+
+    from neurosim.backends._terms import Lowering
+
+    low = Lowering(net)
+    T = act.timesteps
+    keys_all, spk_all, syn_all = [], [], []
+    conns = []
+    for tname, tg in low.targets.items():
+        dcore = place_.core_index(tname, int(np.prod(tg.shape)))
+        by_src: dict[str, list] = {}
+        for term in tg.terms:
+            i, j, _ = term.coo()
+            by_src.setdefault(term.source, []).append((i, dcore[j]))
+        conns.append(by_src)
+    for k, src in low.maxpools.items():
+        node = net.nodes[k]
+        i, j = _maxpool_coo(node, net.shapes[node.inputs[0]])
+        conns.append({src: [(i, place_.core_index(k, int(np.prod(net.shapes[k])))[j])]})
+    for by_src in conns:
+        for src, parts in by_src.items():
+            if src not in act.rates:
+                raise NeurosimError(f"activity has no spikes for source {src!r}")
+            R = act.rates[src]
+            if R.shape[0] != T:
+                raise NeurosimError(f"activity for {src!r} has {R.shape[0]} steps, expected {T}")
+            i = np.concatenate([a for a, _ in parts])
+            d = np.concatenate([b for _, b in parts])
+            n_src = R.shape[1]
+            if i.size and i.max() >= n_src:
+                raise NeurosimError(f"activity for {src!r} has {n_src} neurons, the network {i.max() + 1}+")
+            pair = i * (place_.n_cores + 1) + d
+            upair, syn = np.unique(pair, return_counts=True)
+            pi, pd = np.divmod(upair, place_.n_cores + 1)
+            scores = place_.core_index(src, n_src) if src != "input" else np.full(n_src, INPUT_CORE)
+            flow_key = (scores[pi] + 1) * (place_.n_cores + 1) + pd
+            ukey, fidx = np.unique(flow_key, return_inverse=True)
+            M = sp.csr_matrix((np.ones(len(pi)), (np.arange(len(pi)), fidx)), shape=(len(pi), len(ukey)))
+            Rp = R[:, pi]
+            keys_all.append(ukey)
+            spk_all.append(np.asarray((M.T @ Rp.T).T))
+            syn_all.append(np.asarray((M.T @ (Rp * syn[None, :]).T).T))
+    if not keys_all:
+        raise NeurosimError("the network has no synaptic connections to simulate")
+    keys = np.concatenate(keys_all)
+    spikes = np.concatenate([np.asarray(s) for s in spk_all], 1)
+    synops = np.concatenate([np.asarray(s) for s in syn_all], 1)
+    ukey, inv = np.unique(keys, return_inverse=True)  # two targets fed by one source core share a flow
+    S = np.zeros((T, len(ukey)))
+    Y = np.zeros((T, len(ukey)))
+    np.add.at(S.T, inv, spikes.T)
+    np.add.at(Y.T, inv, synops.T)
+    src, dst = np.divmod(ukey, place_.n_cores + 1)
+    return _Traffic(np.stack([src - 1, dst], 1), S, Y)
+
+
+# ---- the discrete-event step ----------------------------------------------------------------------
+
+class _Step:
+    """One timestep in simpy (module docstring).
+
+    A core's send unit is a fixed sequence (neuron updates, then its messages destination by destination,
+    ``n x t_spike`` each) that nothing else delays (routers buffer without limit), so its emission times
+    are computed in advance; each message is then a simpy process that waits for its head time and
+    crosses its links one simpy event per hop. A link and a receive unit are FIFO servers kept as the
+    time they next fall free (what a ``simpy.Resource`` held from a message's start to its tail would
+    give, at a third of the events).
+    """
+
+    def __init__(self, pl: Placement, exact: bool, tile_level: bool = False):
+        self.pl, self.p, self.exact, self.tile_level = pl, pl.params, exact, tile_level
+        self.events = 0
+        self._routes: dict = {}
+
+    def tile_of(self, c: int) -> tuple[int, int]:
+        return (0, 0) if c == INPUT_CORE else self.pl.tile(c)
+
+    def route(self, a: int, b: int) -> list[tuple[tuple, float, float, bool]]:
+        """Links from core a's tile to core b's (X first, then Y): ``(key, t_ns, e_pj, chip crossing?)``."""
+        return self.route_tiles(self.tile_of(a), self.tile_of(b))
+
+    def route_tiles(self, t0: tuple[int, int], t1: tuple[int, int]) -> list[tuple[tuple, float, float, bool]]:
+        r = self._routes.get((t0, t1))
+        if r is not None:
+            return r
+        p = self.p
+        (x, y), (x1, y1) = t0, t1
+        out = []
+        while x != x1:
+            nx = x + (1 if x1 > x else -1)
+            cross = (min(x, nx) + 1) % p.mesh_x == 0
+            out.append((((x, y), (nx, y)), p.t_chip_ns if cross else p.t_hop_ew_ns,
+                        p.e_chip_pj if cross else p.e_hop_ew_pj, cross))
+            x = nx
+        while y != y1:
+            ny = y + (1 if y1 > y else -1)
+            out.append((((x, y), (x, ny)), p.t_hop_ns_ns, p.e_hop_ns_pj, False))
+            y = ny
+        self._routes[(t0, t1)] = out
+        return out
+
+    def messages(self, update_ns, flows):
+        """Emission schedule: ``(src, t0_tile, t1_tile, head, tail, n, parts, update, emit_start)`` per
+        message, ``parts = [(dst core, spikes, synops)]``; ``flows`` (src, dst, spikes, synops) sorted by
+        source then destination."""
+        t_out = self.p.t_spike_ns
+        out, clock = [], {}
+        for src, dst, n, syn in flows:
+            t = clock.get(src, update_ns.get(src, 0.0))
+            upd = update_ns.get(src, 0.0)
+            if self.exact:
+                k = int(round(n))
+                for _ in range(k):
+                    out.append((src, self.tile_of(src), self.tile_of(dst), t + t_out, t + t_out, 1.0,
+                                [(dst, 1.0, syn / n)], upd, t))
+                    t += t_out
+            else:
+                out.append((src, self.tile_of(src), self.tile_of(dst), t + t_out, t + max(n, 1.0) * t_out
+                            if n >= 1 else t + t_out, n, [(dst, n, syn)], upd, t))
+                t += n * t_out
+            clock[src] = t
+        if self.tile_level:  # one message per (source tile, destination tile): the cores' spikes bundled
+            groups: dict = {}
+            for m in out:
+                g = groups.get((m[1], m[2]))
+                if g is None:
+                    groups[(m[1], m[2])] = [m[0], m[1], m[2], m[3], m[4], m[5], list(m[6]), m[7], m[8]]
+                else:
+                    g[3], g[4], g[5] = min(g[3], m[3]), max(g[4], m[4]), g[5] + m[5]
+                    g[6].extend(m[6])
+            out = [tuple(g) for g in groups.values()]
+        return out, clock
+
+    def run(self, update_ns: dict[int, float], flows: list[tuple[int, int, float, float]]):
+        """``update_ns[core]``: neuron-update time; ``flows``: (src, dst, spikes, synops). Returns
+        ``(end_ns, send-unit busy ns, receive-unit busy ns, per-link busy ns, per-link spikes, critical path)``."""
+        import simpy
+
+        env = simpy.Environment()
+        p = self.p
+        link_free: dict[tuple, float] = {}
+        recv_free: dict[int, float] = {}
+        busy_recv: dict[int, float] = {}
+        busy_link: dict[tuple, float] = {}
+        spikes_link: dict[tuple, float] = {}
+        msgs, clock = self.messages(update_ns, sorted(flows))
+        busy_send = {c: clock.get(c, u) for c, u in update_ns.items()}
+        for c, t in clock.items():
+            busy_send[c] = t
+        last = {"t": max(busy_send.values(), default=0.0), "path": None}
+        if busy_send:
+            c = max(busy_send, key=busy_send.get)
+            last["path"] = {"kind": "send", "src": c, "dst": None, "update_ns": update_ns.get(c, 0.0),
+                            "send_ns": busy_send[c] - update_ns.get(c, 0.0), "network_ns": 0.0,
+                            "queue_ns": 0.0, "receive_ns": 0.0, "hops": 0, "end_ns": busy_send[c]}
+
+        def deliver(m):
+            src, t0, t1, head, tail, n, parts, upd, emit = m
+            yield env.timeout(head)
+            self.events += 1
+            queued, hop_ns = 0.0, 0.0
+            r = self.route_tiles(t0, t1)
+            for key, t, _, _ in r:
+                now = env.now
+                start = max(now, link_free.get(key, 0.0))
+                queued += start - now
+                new_head = start + t
+                link_free[key] = max(new_head, start + n * t, tail + t)
+                busy_link[key] = busy_link.get(key, 0.0) + n * t
+                spikes_link[key] = spikes_link.get(key, 0.0) + n
+                tail = link_free[key]
+                hop_ns += t
+                yield env.timeout(new_head - now)
+                self.events += 1
+            now = env.now
+            for dst, nd, syn in parts:
+                per = (syn / nd if nd > 0 else 0.0) * p.t_synop_ns + p.t_axon_in_ns
+                start = max(now, recv_free.get(dst, 0.0))
+                finish = max(start + nd * per, tail + min(nd, 1.0) * per)
+                recv_free[dst] = finish
+                busy_recv[dst] = busy_recv.get(dst, 0.0) + nd * per
+                if finish >= last["t"]:
+                    last.update(t=finish, path={"kind": "message", "src": src, "dst": dst, "update_ns": upd,
+                                                "send_ns": emit + p.t_spike_ns - upd, "network_ns": hop_ns,
+                                                "queue_ns": queued + (start - now), "receive_ns": finish - start,
+                                                "hops": len(r), "end_ns": finish})
+
+        for m in msgs:
+            env.process(deliver(m))
+        env.run()
+        end = max(last["t"], env.now)
+        return end, busy_send, busy_recv, busy_link, spikes_link, last["path"]
+
+
+# ---- the report ------------------------------------------------------------------------------------
+
+@dataclass
+class MeshReport(CostReport):
+    """A :class:`~hw.report.CostReport` whose ``rows`` are timesteps, plus per-core and per-link tables."""
+
+    cores: list[dict] = field(default_factory=list)
+    links: list[dict] = field(default_factory=list)
+    placement: Placement | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d["steps"] = d.pop("ops")
+        d["cores"] = [_clean(r) for r in self.cores]
+        d["links"] = [_clean(r) for r in self.links]
+        return d
+
+    def heatmap(self, path) -> str:
+        """A PNG of the mesh: per tile, the busiest core's busy time per inference (left) and the spikes
+        routed through its outgoing links (right). Returns the path."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        pl = self.placement
+        W, H = pl.params.mesh_x * pl.chips, pl.params.mesh_y
+        busy = np.zeros((H, W))
+        for r in self.cores:
+            busy[r["y"], r["x"]] = max(busy[r["y"], r["x"]], r["busy_s"] * 1e6)
+        traffic = np.zeros((H, W))
+        for r in self.links:
+            traffic[r["y0"], r["x0"]] += r["spikes"]
+        fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.2 * W), 3 + 0.4 * H))
+        for ax, data, title in ((axes[0], busy, "busiest core per tile: busy us / inference"),
+                                (axes[1], traffic, "spikes leaving each router / inference")):
+            im = ax.imshow(data, cmap="magma", origin="lower")
+            ax.set_title(title, fontsize=9)
+            ax.set_xlabel("tile x" + (f" ({pl.chips} chips)" if pl.chips > 1 else ""))
+            ax.set_ylabel("tile y")
+            fig.colorbar(im, ax=ax, fraction=0.046)
+        fig.suptitle(f"{self.model} on {self.device} ({pl.mapping} mapping): "
+                     f"{self.totals['latency_s'] * 1e6:.1f} us, {self.totals['energy_j'] * 1e6:.2f} uJ per inference",
+                     fontsize=10)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return str(path)
+
+
+def simulate(net, activity: Activity, chip: str = "loihi", *, mapping: str = "compact", mode: str = "aggregate",
+             max_chips: int | None = None, model: str = "snn", heatmap: str | None = None,
+             placement: Placement | None = None, **params) -> MeshReport:
+    """Simulate ``activity`` of ``net`` on ``chip`` (module docstring); returns a :class:`MeshReport` per
+    inference (one sample's mean activity). ``params`` override :func:`chip_params` fields."""
+    if mode not in MODES:
+        raise NeurosimError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
+    p = chip_params(chip, **params)
+    pl = replace(placement, params=p) if placement is not None else place(net, chip, mapping, params=p,
+                                                                          max_chips=max_chips)
+    exact = mode == "exact"
+    tr = _traffic(net, pl, activity)
+    n_msgs = int((tr.spikes > 0).sum())
+    tile_level = mode == "tile" or (mode == "auto" and n_msgs > AUTO_MESSAGES)
+    used_mode = "exact" if exact else "tile" if tile_level else "aggregate"
+    if exact:
+        bad = max(np.abs(r - np.round(r)).max(initial=0.0) for r in activity.rates.values())
+        if bad > 1e-9:
+            raise NeurosimError("exact mode needs whole spike counts (a raster of one sample); this activity is "
+                                "a mean over samples: use mode='aggregate'")
+    T, C = activity.timesteps, pl.n_cores
+    n_neurons = np.asarray(pl.neurons_of, np.float64)
+    src, dst = tr.flows[:, 0], tr.flows[:, 1]
+    recv_spk = np.zeros((T, C))
+    np.add.at(recv_spk.T, dst, tr.spikes.T)
+    frac_active = np.minimum(recv_spk, 1.0)
+    n_active = frac_active * n_neurons
+    n_idle = n_neurons - n_active
+    update_ns = n_active * p.t_active_ns + n_idle * p.t_idle_ns  # [T, C]
+    stepper = _Step(pl, exact, tile_level)
+    hops = np.zeros(len(src))
+    ew = np.zeros(len(src))
+    ns = np.zeros(len(src))
+    cross = np.zeros(len(src))
+    e_hop = np.zeros(len(src))
+    for f, (a, b) in enumerate(tr.flows):
+        r = stepper.route(int(a), int(b))
+        hops[f] = len(r)
+        cross[f] = sum(1 for *_, c in r if c)
+        ew[f] = sum(1 for (a0, a1), _, _, c in r if a0[1] == a1[1] and not c)
+        ns[f] = hops[f] - ew[f] - cross[f]
+        e_hop[f] = sum(e for _, _, e, _ in r)
+    used_tiles = {pl.tile(c) for c in range(C)}
+    barrier = p.barrier_ns(len(used_tiles), pl.chips)
+    rows, core_busy, core_recv, link_busy, link_spk, crit = [], np.zeros(C), np.zeros(C), {}, {}, []
+    t0 = time.perf_counter()
+    for t in range(T):
+        flows = [(int(a), int(b), float(tr.spikes[t, f]), float(tr.synops[t, f]))
+                 for f, (a, b) in enumerate(tr.flows) if tr.spikes[t, f] > 0]
+        end, bc, br, bl, sl, path = stepper.run({c: float(update_ns[t, c]) for c in range(C)}, flows)
+        for c, v in bc.items():
+            if c >= 0:
+                core_busy[c] += v
+        for c, v in br.items():
+            core_recv[c] += v
+        for k, v in bl.items():
+            link_busy[k] = link_busy.get(k, 0.0) + v
+            link_spk[k] = link_spk.get(k, 0.0) + sl[k]
+        step_ns = end + barrier
+        syn = float(tr.synops[t].sum())
+        msgs = float(tr.spikes[t].sum())
+        e_syn = syn * p.e_synop_pj
+        e_neu = float(n_active[t].sum() * p.e_active_pj + n_idle[t].sum() * p.e_idle_pj)
+        e_net = float((tr.spikes[t] * (p.e_spike_pj + e_hop)).sum())
+        e_sta = pl.chips * p.static_power_mw * 1e-3 * step_ns * 1e-9 * 1e12
+        umax = max((v / end for v in bl.values()), default=0.0) if end > 0 else 0.0
+        both = {c: max(bc.get(c, 0.0), br.get(c, 0.0)) for c in set(bc) | set(br)}
+        busiest = max(both, key=both.get) if both else None  # -1: the host input
+        rows.append({"step": t, "latency_s": step_ns * 1e-9, "compute_s": end * 1e-9, "barrier_s": barrier * 1e-9,
+                     "synops": syn, "messages": msgs, "spike_hops": float((tr.spikes[t] * hops).sum()),
+                     "energy_j": (e_syn + e_neu + e_net + e_sta) * 1e-12, "energy_synaptic_j": e_syn * 1e-12,
+                     "energy_neuron_j": e_neu * 1e-12, "energy_network_j": e_net * 1e-12,
+                     "energy_static_j": e_sta * 1e-12, "max_link_util": umax,
+                     "bottleneck_core": busiest,
+                     "critical_path": _describe(path, pl, barrier)})
+        crit.append(path)
+    wall = time.perf_counter() - t0
+    lat = sum(r["latency_s"] for r in rows)
+    energy = {k: sum(r[k] for r in rows) for k in ("energy_j", "energy_synaptic_j", "energy_neuron_j",
+                                                    "energy_network_j", "energy_static_j")}
+    cores = []
+    for c in range(C):
+        ch, x, y, slot = pl.pos[c]
+        cores.append({"core": c, "layer": pl.layer_of[c], "neurons": pl.neurons_of[c], "chip": ch, "x": x, "y": y,
+                      "slot": slot, "send_busy_s": core_busy[c] * 1e-9, "receive_busy_s": core_recv[c] * 1e-9,
+                      "busy_s": max(core_busy[c], core_recv[c]) * 1e-9,
+                      "util": max(core_busy[c], core_recv[c]) * 1e-9 / lat if lat else 0.0,
+                      "spikes_received": float(recv_spk[:, c].sum()),
+                      "synops": float(tr.synops[:, dst == c].sum())})
+    links = [{"x0": k[0][0], "y0": k[0][1], "x1": k[1][0], "y1": k[1][1], "spikes": link_spk[k],
+              "busy_s": v * 1e-9, "util": v * 1e-9 / lat if lat else 0.0} for k, v in sorted(link_busy.items())]
+    bott = max(cores, key=lambda r: r["busy_s"]) if cores else None
+    sent = float(tr.spikes.sum())
+    received = float(recv_spk.sum())
+    totals = {
+        "timesteps": T, "samples": activity.samples, "cores": C, "chips": pl.chips, "tiles_used": len(used_tiles),
+        "latency_s": lat, "step_s_mean": lat / T, "step_s_max": max(r["latency_s"] for r in rows),
+        "barrier_s": barrier * 1e-9, **energy,
+        "energy_per_synop_j": energy["energy_j"] / float(tr.synops.sum()) if tr.synops.sum() else float("nan"),
+        "synops": float(tr.synops.sum()), "messages_sent": sent, "messages_received": received,
+        "spike_hops": float((tr.spikes * hops[None]).sum()), "hops_ew": float((tr.spikes * ew[None]).sum()),
+        "hops_ns": float((tr.spikes * ns[None]).sum()), "chip_crossings": float((tr.spikes * cross[None]).sum()),
+        "mean_hops": float((tr.spikes * hops[None]).sum() / sent) if sent else 0.0,
+        "max_link_util": max((r["util"] for r in links), default=0.0),
+        "bottleneck_core": bott["core"] if bott else None, "bottleneck_layer": bott["layer"] if bott else None,
+        "bottleneck_util": bott["util"] if bott else None,
+        "sim_events": stepper.events, "sim_wall_s": wall,
+        "events_per_s": stepper.events / wall if wall > 0 else float("nan"),
+    }
+    assumptions = {"mode": used_mode, "mapping": pl.mapping, "activity": activity.source,
+                   **{k: getattr(p, k) for k in MeshParams.__dataclass_fields__ if k not in ("sources", "chip", "name")},
+                   "sources": p.sources}
+    notes = list(pl.notes)
+    if tile_level:
+        notes.append(f"tile mode: {n_msgs:,} core-pair messages bundled per (source tile, destination tile, step) for "
+                     "speed; energies and counts are exact, step times approximate the core-pair model")
+    if p.chip == "loihi2":
+        notes.append(p.sources["borrowed"])
+    rep = MeshReport(model=model, device=chip, family="neuromorphic", mode="inference", rows=rows, totals=totals,
+                     assumptions=assumptions, notes=notes, cores=cores, links=links, placement=pl)
+    if heatmap:
+        rep.heatmap(heatmap)
+    return rep
+
+
+def _describe(path, pl: Placement, barrier_ns: float) -> str:
+    if not path:
+        return f"barrier {barrier_ns:.0f} ns"
+    name = lambda c: "host" if c == INPUT_CORE else f"core {c} ({pl.layer_of[c]})"  # noqa: E731
+    s = f"{name(path['src'])}: update {path['update_ns']:.0f} ns + send {path['send_ns']:.0f} ns"
+    if path["kind"] == "message":
+        s += (f" -> {path['hops']} hop(s) {path['network_ns']:.0f} ns (+{path['queue_ns']:.0f} ns queued)"
+              f" -> {name(path['dst'])}: synops {path['receive_ns']:.0f} ns")
+    return s + f" -> barrier {barrier_ns:.0f} ns"
+
+
+def run(net, inputs, timesteps: int, chip: str = "loihi", *, mapping: str = "compact", mode: str = "aggregate",
+        backend: str = "snntorch", seed: int = 0, max_chips: int | None = None, heatmap: str | None = None,
+        model: str = "snn", **params) -> tuple[MeshReport, Any]:
+    """Run ``net`` on ``inputs`` (recording per-step spikes), then :func:`simulate` the chip on the mean
+    activity. Returns ``(report, SimResult)``."""
+    res = net.run(inputs, timesteps, backend=backend, seed=seed, record_step_counts=True, record_counts=True)
+    act = activity_from_simresult(res, net, inputs)
+    rep = simulate(net, act, chip, mapping=mapping, mode=mode, max_chips=max_chips, model=model, heatmap=heatmap,
+                   **params)
+    return rep, res
