@@ -13,7 +13,7 @@ UV_VERSION := 0.13.9
 PYTEST_ARGS ?=
 LOCK_FLAGS ?=   # `make lock LOCK_FLAGS=--upgrade` moves every pin to the newest release
 
-.PHONY: demo test venv lock lockcheck clean bench
+.PHONY: demo test venv lock lockcheck clean bench docs
 
 $(STAMP): $(LOCK) pyproject.toml
 	@$(PYTHON310) .ci/lock.py check $(LOCK)
@@ -42,9 +42,13 @@ lock:
 	    --custom-compile-command 'make lock' -o $(LOCK)
 	$(LOCKVENV)/bin/python .ci/lock.py stamp $(LOCK)
 
+# the documentation site under site/ (strict: a broken link or reference fails; tests/test_docs.py runs it too)
+docs: $(STAMP)
+	$(PY) -m mkdocs build --strict
+
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[peers]'
 	$(PY) benchmarks/profile_vs_peers.py
 
 clean:
-	rm -rf $(VENV) $(LOCKVENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) $(LOCKVENV) *.egg-info .pytest_cache site
