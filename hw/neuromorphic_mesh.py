@@ -96,13 +96,15 @@ class MeshParams:
     def cores(self) -> int:
         return self.tiles * self.cores_per_tile
 
-    def barrier_ns(self, tiles: int, chips: int = 1) -> float:
+    def barrier_ns(self, tiles: int, chips: int = 1, chips_x: int | None = None) -> float:
         """Barrier time for ``tiles`` tiles in use: Davies's 113 ns (1 tile) to 465 ns (32 tiles),
         interpolated in log2(tiles) (a tree-like sync wave; our assumption between the two published
-        points); on a board, plus a round trip over the chip-to-chip links of a row of chips."""
+        points); on a board, plus a round trip across the grid of chips over chip-to-chip links."""
         n = min(max(int(tiles), 1), 32)
         b = self.barrier_1_ns + (self.barrier_32_ns - self.barrier_1_ns) * math.log2(n) / 5.0
-        return b + 2 * (max(int(chips), 1) - 1) * self.t_chip_ns
+        chips = max(int(chips), 1)
+        cx = chips_x or math.ceil(math.sqrt(chips))
+        return b + 2 * ((cx - 1) + (math.ceil(chips / cx) - 1)) * self.t_chip_ns
 
 
 _LOIHI_SOURCES = {
@@ -162,8 +164,9 @@ class Placement:
     """Logical cores of each layer and their physical positions.
 
     ``blocks[layer]``: ``(start, stop, core)`` ranges of the layer's neurons (IR flat order);
-    ``pos[core] = (chip, x, y, slot)``, ``x`` global over a row of chips (chip ``c`` holds
-    ``x in [c*mesh_x, (c+1)*mesh_x)``). The input (host) enters at tile (0, 0) of chip 0.
+    ``pos[core] = (chip, x, y, slot)`` in global tile coordinates over a near-square grid of chips
+    (``chips_x`` wide; chip ``c`` sits at column ``c % chips_x``, row ``c // chips_x``). The input (host)
+    enters at tile (0, 0) of chip 0.
     """
 
     chip: str
@@ -175,6 +178,11 @@ class Placement:
     neurons_of: list[int]
     chips: int
     notes: list[str] = field(default_factory=list)
+    chips_x: int = 1  # chips form a grid chips_x wide
+
+    @property
+    def chips_y(self) -> int:
+        return math.ceil(self.chips / self.chips_x)
 
     @property
     def n_cores(self) -> int:
@@ -232,6 +240,7 @@ def place(net, chip: str = "loihi", mapping: str = "compact", *, params: MeshPar
                             f"{limit} chip(s) of {p.cores} cores")
     pos = []
     tiles_total = chips * p.tiles
+    chips_x = math.ceil(math.sqrt(chips))
     for g in range(n_cores):
         if mapping == "compact":
             tile, slot = divmod(g, p.cores_per_tile)
@@ -239,11 +248,12 @@ def place(net, chip: str = "loihi", mapping: str = "compact", *, params: MeshPar
             slot, tile = divmod(g, tiles_total)
         c, t = divmod(tile, p.tiles)
         ty, tx = divmod(t, p.mesh_x)
-        pos.append((c, c * p.mesh_x + tx, ty, slot))
+        cy, cx = divmod(c, chips_x)
+        pos.append((c, cx * p.mesh_x + tx, cy * p.mesh_y + ty, slot))
     if chips > 1:
-        notes.append(f"{chips} chips in a row; chip-to-chip links use ASSUMED figures "
+        notes.append(f"{chips} chips in a {chips_x} x {math.ceil(chips / chips_x)} grid; chip-to-chip links use ASSUMED figures "
                      f"({p.t_chip_ns:g} ns, {p.e_chip_pj:g} pJ per crossing)")
-    return Placement(chip, mapping, p, blocks, pos, layer_of, neurons_of, chips, notes)
+    return Placement(chip, mapping, p, blocks, pos, layer_of, neurons_of, chips, notes, chips_x)
 
 
 def _targets(net):
@@ -468,7 +478,9 @@ class _Step:
             x = nx
         while y != y1:
             ny = y + (1 if y1 > y else -1)
-            out.append((((x, y), (x, ny)), p.t_hop_ns_ns, p.e_hop_ns_pj, False))
+            cross = (min(y, ny) + 1) % p.mesh_y == 0
+            out.append((((x, y), (x, ny)), p.t_chip_ns if cross else p.t_hop_ns_ns,
+                        p.e_chip_pj if cross else p.e_hop_ns_pj, cross))
             y = ny
         self._routes[(t0, t1)] = out
         return out
@@ -505,8 +517,68 @@ class _Step:
             out = [tuple(g) for g in groups.values()]
         return out, clock
 
-    def run(self, update_ns: dict[int, float], flows: list[tuple[int, int, float, float]]):
-        """``update_ns[core]``: neuron-update time; ``flows``: (src, dst, spikes, synops). Returns
+    def messages_vec(self, update_ns, src, dst, n, syn):
+        """:meth:`messages` for whole-message modes in numpy: the same schedule (each source core sends
+        destination by destination) from arrays of flows with ``n > 0``."""
+        t_out = self.p.t_spike_ns
+        if not len(src):
+            return [], {}
+        order = np.lexsort((dst, src))
+        src, dst, n, syn = src[order], dst[order], n[order], syn[order]
+        C = len(self.pl.pos)
+        upd_all = np.zeros(C + 1)
+        for c, u in update_ns.items():
+            upd_all[c + 1] = u
+        upd = upd_all[src + 1]
+        cs = np.cumsum(n)
+        starts = np.r_[0, np.flatnonzero(np.diff(src)) + 1]
+        counts = np.diff(np.r_[starts, len(src)])
+        before = cs - n - np.repeat((cs - n)[starts], counts)
+        t0 = upd + before * t_out
+        head = t0 + t_out
+        tail = np.where(n >= 1, t0 + n * t_out, head)
+        ends = starts + counts - 1
+        clock = {int(src[e]): float(t0[e] + n[e] * t_out) for e in ends}
+        if not hasattr(self, "_tile_id"):
+            xy = [self.tile_of(c) for c in range(-1, C)]
+            uniq = sorted(set(xy))
+            idx = {t: i for i, t in enumerate(uniq)}
+            self._tile_id = np.array([idx[t] for t in xy])
+            self._tiles = uniq
+        ts, td = self._tile_id[src + 1], self._tile_id[dst + 1]
+        tiles = self._tiles
+        if not self.tile_level:
+            return [(int(a), tiles[x], tiles[y], float(h), float(e), float(k), [(int(b), float(k), float(w))],
+                     float(u), float(q))
+                    for a, b, x, y, h, e, k, w, u, q in zip(src, dst, ts, td, head, tail, n, syn, upd, t0)], clock
+        NT = len(tiles)
+        key = ts * NT + td
+        ukey, inv = np.unique(key, return_inverse=True)
+        G = len(ukey)
+        g_head = np.full(G, np.inf)
+        np.minimum.at(g_head, inv, head)
+        g_tail = np.full(G, -np.inf)
+        np.maximum.at(g_tail, inv, tail)
+        g_n = np.bincount(inv, weights=n, minlength=G)
+        first = np.full(G, len(src))
+        np.minimum.at(first, inv, np.arange(len(src)))
+        pkey, pinv = np.unique(inv.astype(np.int64) * (C + 1) + dst, return_inverse=True)
+        p_n = np.bincount(pinv, weights=n)
+        p_syn = np.bincount(pinv, weights=syn)
+        p_g, p_dst = np.divmod(pkey, C + 1)
+        bounds = np.searchsorted(p_g, np.arange(G + 1))
+        out = []
+        for g in range(G):
+            f = first[g]
+            a, b = bounds[g], bounds[g + 1]
+            parts = list(zip(p_dst[a:b].tolist(), p_n[a:b].tolist(), p_syn[a:b].tolist()))
+            out.append((int(src[f]), tiles[ukey[g] // NT], tiles[ukey[g] % NT], float(g_head[g]), float(g_tail[g]),
+                        float(g_n[g]), parts, float(upd[f]), float(t0[f])))
+        return out, clock
+
+    def run(self, update_ns: dict[int, float], flows):
+        """``update_ns[core]``: neuron-update time; ``flows``: (src, dst, spikes, synops) tuples, or a tuple of
+        four arrays (flows with spikes > 0). Returns
         ``(end_ns, send-unit busy ns, receive-unit busy ns, per-link busy ns, per-link spikes, critical path)``."""
         import simpy
 
@@ -517,7 +589,12 @@ class _Step:
         busy_recv: dict[int, float] = {}
         busy_link: dict[tuple, float] = {}
         spikes_link: dict[tuple, float] = {}
-        msgs, clock = self.messages(update_ns, sorted(flows))
+        if self.exact or not isinstance(flows, tuple):
+            if isinstance(flows, tuple):
+                flows = list(zip(*(a.tolist() for a in flows)))
+            msgs, clock = self.messages(update_ns, sorted(flows))
+        else:
+            msgs, clock = self.messages_vec(update_ns, *flows)
         busy_send = {c: clock.get(c, u) for c, u in update_ns.items()}
         for c, t in clock.items():
             busy_send[c] = t
@@ -592,7 +669,7 @@ class MeshReport(CostReport):
         import matplotlib.pyplot as plt
 
         pl = self.placement
-        W, H = pl.params.mesh_x * pl.chips, pl.params.mesh_y
+        W, H = pl.params.mesh_x * pl.chips_x, pl.params.mesh_y * pl.chips_y
         busy = np.zeros((H, W))
         for r in self.cores:
             busy[r["y"], r["x"]] = max(busy[r["y"], r["x"]], r["busy_s"] * 1e6)
@@ -656,15 +733,15 @@ def simulate(net, activity: Activity, chip: str = "loihi", *, mapping: str = "co
         hops[f] = len(r)
         cross[f] = sum(1 for *_, c in r if c)
         ew[f] = sum(1 for (a0, a1), _, _, c in r if a0[1] == a1[1] and not c)
-        ns[f] = hops[f] - ew[f] - cross[f]
+        ns[f] = sum(1 for (a0, a1), _, _, c in r if a0[0] == a1[0] and not c)
         e_hop[f] = sum(e for _, _, e, _ in r)
     used_tiles = {pl.tile(c) for c in range(C)}
-    barrier = p.barrier_ns(len(used_tiles), pl.chips)
+    barrier = p.barrier_ns(len(used_tiles), pl.chips, pl.chips_x)
     rows, core_busy, core_recv, link_busy, link_spk, crit = [], np.zeros(C), np.zeros(C), {}, {}, []
     t0 = time.perf_counter()
     for t in range(T):
-        flows = [(int(a), int(b), float(tr.spikes[t, f]), float(tr.synops[t, f]))
-                 for f, (a, b) in enumerate(tr.flows) if tr.spikes[t, f] > 0]
+        on = tr.spikes[t] > 0
+        flows = (src[on], dst[on], tr.spikes[t, on], tr.synops[t, on])
         end, bc, br, bl, sl, path = stepper.run({c: float(update_ns[t, c]) for c in range(C)}, flows)
         for c, v in bc.items():
             if c >= 0:

@@ -42,7 +42,7 @@ def test_hops_and_barrier_follow_davies_table():
     assert sum(t for _, t, _, _ in r) == pytest.approx(3 * 4.1 + 2 * 6.5)  # ns
     assert sum(e for _, _, e, _ in r) == pytest.approx(3 * 3.0 + 2 * 4.0)  # pJ
     assert step.route_tiles((5, 3), (5, 3)) == []
-    # a row of chips: the link from x=7 to x=8 crosses to the next chip
+    # a board of chips: the link from x=7 to x=8 crosses to the next chip
     r2 = step.route_tiles((7, 0), (8, 0))
     assert r2[0][3] and r2[0][1] == p.t_chip_ns
 
