@@ -31,6 +31,10 @@ one layer's neurons); ``chips = ceil(cores / cores_per_chip)``. Conv synapses ar
 (= MACs per sample) unless ``weight_sharing=True``. Spikes travel ``mean_hops`` router hops: by default the
 mean Manhattan distance between two random tiles of a square mesh, ``2 (k^2 - 1) / 3k`` for ``k^2`` tiles.
 All neuron updates are counted as active (a conservative choice; Loihi's idle update is 52 vs 81 pJ).
+
+The simulated alternative: :func:`simulate_mesh` (``hw.neuromorphic_mesh``) places the network on the
+cores of a Loihi-class mesh and replays its measured per-step spikes event by event in simpy (per-hop
+latency and energy, link contention, barrier per step), for where this estimate is not enough.
 """
 from __future__ import annotations
 
@@ -267,3 +271,17 @@ def cost_from_workload(workload, spec, *, firing_rate: float = DEFAULT_FIRING_RA
     return cost_from_activity(spec, layers, timesteps=timesteps, batch=workload.batch, model=workload.model, notes=notes,
                               extra_assumptions={"firing_rate": firing_rate, "input_rate": input_rate if input_rate is not None
                                                  else firing_rate, "weight_sharing": weight_sharing}, **options)
+
+
+def simulate_mesh(net, inputs=None, timesteps: int = DEFAULT_TIMESTEPS, chip: str = "loihi", *, activity=None,
+                  **options):
+    """The simulated alternative to :func:`cost_from_simresult`: :func:`hw.neuromorphic_mesh.run` (runs
+    ``net`` on ``inputs`` and simulates the chip) or, given ``activity`` (a ``neuromorphic_mesh.Activity``),
+    :func:`hw.neuromorphic_mesh.simulate`. Returns a ``MeshReport`` (a :class:`~hw.report.CostReport`)."""
+    from hw import neuromorphic_mesh
+
+    if activity is not None:
+        return neuromorphic_mesh.simulate(net, activity, chip, **options)
+    if inputs is None:
+        raise NeurosimError("simulate_mesh needs inputs (to run the network) or an activity")
+    return neuromorphic_mesh.run(net, inputs, timesteps, chip, **options)[0]

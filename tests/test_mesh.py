@@ -179,3 +179,18 @@ def test_cli(tmp_path, capsys):
     assert main(["mesh", str(tmp_path / "big.npz"), "--max-chips", "1", "--inputs", str(tmp_path / "x.npy")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "the board has 1 chip" in err
+
+
+def test_hw_neuromorphic_offers_the_simulated_alternative():
+    from hw.neuromorphic import cost_from_simresult, simulate_mesh
+
+    net = _dense(20, 30)
+    x = np.random.default_rng(5).random((2, 20)).astype(np.float32)
+    rep = simulate_mesh(net, x, 4, "loihi")
+    ref, res = nm.run(net, x, 4, "loihi")
+    assert rep.totals["energy_j"] == pytest.approx(ref.totals["energy_j"])
+    # the same activity reaches both models: the simulated chip performs every synaptic op the analytic one costs
+    ana = cost_from_simresult(res, "loihi")
+    assert rep.totals["synops"] == pytest.approx(ana.totals["synops"] / res.batch)
+    with pytest.raises(NeurosimError, match="needs inputs"):
+        simulate_mesh(net)
