@@ -53,14 +53,16 @@ from typing import Any, Callable, Mapping, Sequence
 
 from neurosim.errors import NeurosimError, UnknownNameError
 
-#: The studies shipped with neurosim, imported on first use of the registry (cheap: no torch at import).
-BUILTIN_MODULES = (
-    "studies.zoo_profile",
-    "studies.hardware_cost",
-    "studies.seed_claims",
-    "studies.ann_vs_snn",
-    "studies.systolic_dataflows",
-)
+def builtin_modules() -> tuple[str, ...]:
+    """The study modules shipped with neurosim: every module of the ``studies`` package, discovered as
+    backends and commands are (a new study is a new module with ``@study``; the infrastructure modules
+    register nothing). Imported on first use of the registry (cheap: no torch at import)."""
+    import pkgutil
+
+    import studies
+
+    return tuple(f"studies.{m.name}" for m in pkgutil.iter_modules(studies.__path__) if not m.name.startswith("_"))
+
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
@@ -309,7 +311,7 @@ def load_module(ref: str):
 
 def _load_all(extra: Sequence[str] = ()) -> None:
     env = [m for m in os.environ.get("NEUROSIM_STUDY_MODULES", "").split(os.pathsep) if m]
-    for ref in (*BUILTIN_MODULES, *env, *extra):
+    for ref in (*builtin_modules(), *env, *extra):
         if ref not in _LOADED:
             load_module(ref)
             _LOADED.add(ref)
