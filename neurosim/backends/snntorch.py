@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from neurosim.backends import register_backend
-from neurosim.backends._terms import signed_sources
+from neurosim.backends._terms import _node_fanout, signed_sources
 from neurosim.encoding import encode
 from neurosim.errors import NeurosimError
 from neurosim.ir import (INPUT, Add, AvgPool2d, Conv2d, Flatten, Linear, Neurons, SimResult, SpikeMaxPool2d,
@@ -296,24 +296,6 @@ class Lowered(nn.Module):
 
 # ---- statistics -------------------------------------------------------------------------------------
 
-def _fanout(node, in_shape, dtype=torch.float64) -> torch.Tensor | None:
-    """Synapses driven by each input element (nonzero weights only), shape ``in_shape``; exact."""
-    if isinstance(node, Linear):
-        return torch.as_tensor((node.weight != 0).sum(0), dtype=dtype)
-    x = torch.ones(1, *in_shape, dtype=dtype, requires_grad=True)
-    with torch.enable_grad():
-        if isinstance(node, Conv2d):
-            y = F.conv2d(x, torch.as_tensor(node.weight != 0, dtype=dtype), None, node.stride, node.padding,
-                         node.dilation, node.groups)
-        elif isinstance(node, (AvgPool2d, SumPool2d)):
-            y = F.avg_pool2d(x, node.kernel_size, node.stride, node.padding, count_include_pad=True,
-                             divisor_override=1)
-        else:
-            return None
-        y.sum().backward()
-    return x.grad[0]
-
-
 class _Stats:
     """Spike counts per population and synaptic operations per weight layer.
 
@@ -337,7 +319,8 @@ class _Stats:
         self.inputs = {}  # node -> indices of the inputs that are counted
         for k, n in net.nodes.items():
             if isinstance(n, (Linear, Conv2d)):
-                self.fanout[k] = [_fanout(n, net.shapes[n.inputs[0]])]
+                shape = net.shapes[n.inputs[0]]
+                self.fanout[k] = [torch.as_tensor(_node_fanout(n, shape).reshape(shape))]
                 self.inputs[k] = [0]
                 self.synops[k] = 0.0
             elif isinstance(n, Add):
