@@ -1,0 +1,168 @@
+"""Side by side: hw.neuromorphic_mesh and SANA-FE (Boyle et al., IEEE TCAD 2025) on Loihi, same network,
+same mapping, same spikes.
+
+    python benchmarks/mesh_vs_sanafe.py NET.npz [--samples 3] [--timesteps 32] [--mapping compact] [--json OUT]
+
+Needs SANA-FE in its own venv (git-ignored):
+
+    python3.10 -m venv benchmarks/sanafe/.venv && benchmarks/sanafe/.venv/bin/pip install sanafe numpy
+
+How "the same" is made: the converted network (dense layers only: the MLP) is exported neuron by neuron
+to SANA-FE's Loihi architecture (its bundled ``loihi.yaml``, calibrated on the chip) with our placement
+(``hw.neuromorphic_mesh.place``: each neuron on the same tile and core). The direct-encoded input enters
+both as a constant bias current (W x + b), so neither simulator routes input spikes. SANA-FE runs its own
+Loihi LIF (soft reset, no leak); its spike raster is then fed to our model (exact mode), so both cost
+exactly the same spikes. Reported per timestep: latency and dynamic energy of each (SANA-FE's Loihi file
+has no static power; ours is listed apart), their ratio, each tool's run time, and the analytic model
+(hw.neuromorphic) on the same activity.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SANAFE_PY = ROOT / "benchmarks" / "sanafe" / ".venv" / "bin" / "python"
+# SANA-FE 2.2.9's bundled loihi.yaml (calibrated on the chip) where it differs from Davies 2018 Table 2:
+# dense synapse 35.5 pJ / 3.8 ns per spike, message out 111 pJ / 5.1 ns, message in 16 ns, N-S hop 4.2 pJ
+SANAFE_LOIHI = dict(e_synop_pj=35.5, t_synop_ns=3.8, e_spike_pj=111.0, t_spike_ns=5.1, t_axon_in_ns=16.0,
+                    e_hop_ns_pj=4.2)
+
+
+def export(net, x, T, mapping):
+    """The arrays run_sanafe.py reads, and our placement."""
+    from hw import neuromorphic_mesh as nm
+    from neurosim.backends._terms import Lowering
+    from neurosim.ir import INPUT
+
+    pl = nm.place(net, "loihi", mapping)
+    if pl.chips > 1:
+        raise SystemExit("the SANA-FE comparison maps one chip only")
+    low = Lowering(net)
+    d = {"T": np.int64(T)}
+    groups = []
+    for tname, tg in low.targets.items():
+        n = int(np.prod(tg.shape))
+        bias = np.asarray(tg.const, np.float64).reshape(-1).copy()
+        for term in tg.terms:
+            w = term.dense()  # [n_out, n_in]
+            if term.source == INPUT:
+                if net.encoding.kind != "direct":
+                    raise SystemExit("only direct-encoded networks are exported (the input becomes a bias)")
+                bias += w @ np.asarray(x, np.float64).reshape(-1)
+            else:
+                d[f"w_{term.source}__{tname}"] = w
+        node = net.nodes.get(tname)
+        thr = (np.broadcast_to(np.asarray(node.threshold, np.float64), node.shape).reshape(-1)
+               if node is not None and hasattr(node, "threshold") else np.full(n, 1e9))  # readout: integrators
+        cores = pl.core_index(tname, n)
+        d[f"n_{tname}"], d[f"thr_{tname}"], d[f"bias_{tname}"] = np.int64(n), thr, bias
+        d[f"tile_{tname}"] = np.array([pl.pos[c][1] * pl.params.mesh_y + pl.pos[c][2] for c in cores])
+        d[f"core_{tname}"] = np.array([pl.pos[c][3] for c in cores])
+        groups.append(tname)
+    d["groups"] = np.array(groups)
+    return d, pl
+
+
+def compare(net, x, T, mapping):
+    import hw
+    from hw import neuromorphic, neuromorphic_mesh as nm
+
+    d, pl = export(net, x, T, mapping)
+    with tempfile.TemporaryDirectory() as tmp:
+        np.savez(Path(tmp) / "in.npz", **d)
+        t0 = time.perf_counter()
+        subprocess.run([str(SANAFE_PY), str(ROOT / "benchmarks" / "sanafe" / "run_sanafe.py"),
+                        str(Path(tmp) / "in.npz"), str(Path(tmp) / "out.npz")], check=True, capture_output=True)
+        sf_total = time.perf_counter() - t0
+        sf = dict(np.load(Path(tmp) / "out.npz"))
+    raster = {g: sf[f"raster_{g}"] for g in net.populations}
+    raster["input"] = np.zeros((T, int(np.prod(net.input_shape))))
+    t0 = time.perf_counter()
+    ours = nm.simulate(net, nm.activity_from_raster(raster), "loihi", placement=pl, mode="exact")
+    ours_wall = time.perf_counter() - t0
+    cal = nm.simulate(net, nm.activity_from_raster(raster), "loihi", placement=pl, mode="exact", **SANAFE_LOIHI).totals
+    # the analytic model on the same activity
+    T_ = T
+    layers = []
+    from neurosim.backends._terms import Lowering
+
+    low = Lowering(net)
+    for tname, tg in low.targets.items():
+        syn = 0.0
+        for term in tg.terms:
+            if term.source in raster and term.source != "input":
+                syn += float(raster[term.source].sum(0) @ (term.dense() != 0).sum(0))
+        spikes = float(raster[tname].sum()) if tname in raster else 0.0
+        layers.append({"name": tname, "neurons": float(np.prod(tg.shape)), "synops": syn, "spikes": spikes})
+    ana = neuromorphic.cost_from_activity(hw.get("loihi"), layers, timesteps=T_)
+    sf_lat = float(sf["perf_sim_time"].sum())
+    sf_e = float(sf["energy_total"])
+    o = ours.totals
+    return {"spikes": float(sum(r.sum() for r in raster.values())),
+            "sanafe_latency_s": sf_lat, "sanafe_energy_j": sf_e,
+            "sanafe_energy_synapse_j": float(sf["energy_synapse"]), "sanafe_energy_soma_j": float(sf["energy_soma"]),
+            "sanafe_energy_network_j": float(sf["energy_network"]),
+            "mesh_latency_s": o["latency_s"], "mesh_energy_dynamic_j": o["energy_j"] - o["energy_static_j"],
+            "mesh_energy_static_j": o["energy_static_j"], "mesh_energy_synaptic_j": o["energy_synaptic_j"],
+            "mesh_energy_neuron_j": o["energy_neuron_j"], "mesh_energy_network_j": o["energy_network_j"],
+            "mesh_sanafe_params_latency_s": cal["latency_s"],
+            "mesh_sanafe_params_energy_dynamic_j": cal["energy_j"] - cal["energy_static_j"],
+            "analytic_latency_s": ana.totals["latency_s"], "analytic_energy_dynamic_j": ana.totals["energy_dynamic_j"],
+            "sanafe_sim_s": float(sf["wall_s"]), "sanafe_total_s": sf_total, "mesh_sim_s": ours_wall}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("network")
+    ap.add_argument("--samples", type=int, default=3)
+    ap.add_argument("--timesteps", type=int, default=32)
+    ap.add_argument("--mapping", default="compact")
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args()
+    if not SANAFE_PY.exists():
+        raise SystemExit(f"no SANA-FE venv at {SANAFE_PY.parent.parent}; see this script's docstring")
+    from models.train import resolve_dataset
+    from neurosim.ir import SpikingNetwork
+
+    net = SpikingNetwork.load(a.network)
+    _, test = resolve_dataset("mnist5k")
+    rows = [compare(net, test.x[i].numpy(), a.timesteps, a.mapping) for i in range(a.samples)]
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    T = a.timesteps
+    print(f"{Path(a.network).name}: {a.samples} sample(s), T={T}, {a.mapping} mapping, Loihi; per timestep (mean):")
+    print(f"  {'':10s} {'latency ns':>12s} {'dyn. energy nJ':>15s} {'run time s':>11s}")
+    print(f"  {'SANA-FE':10s} {mean['sanafe_latency_s'] / T * 1e9:12.1f} {mean['sanafe_energy_j'] / T * 1e9:15.3f} "
+          f"{mean['sanafe_sim_s']:11.3f}")
+    print(f"  {'mesh':10s} {mean['mesh_latency_s'] / T * 1e9:12.1f} {mean['mesh_energy_dynamic_j'] / T * 1e9:15.3f} "
+          f"{mean['mesh_sim_s']:11.3f}")
+    print(f"  {'mesh (SANA-FE parameters)':10s} {mean['mesh_sanafe_params_latency_s'] / T * 1e9:12.1f} "
+          f"{mean['mesh_sanafe_params_energy_dynamic_j'] / T * 1e9:15.3f}")
+    print(f"  {'analytic':10s} {mean['analytic_latency_s'] / T * 1e9:12.1f} "
+          f"{mean['analytic_energy_dynamic_j'] / T * 1e9:15.3f}")
+    print(f"  mesh / SANA-FE: latency {mean['mesh_latency_s'] / mean['sanafe_latency_s']:.3f}, dynamic energy "
+          f"{mean['mesh_energy_dynamic_j'] / mean['sanafe_energy_j']:.3f}; analytic / SANA-FE: latency "
+          f"{mean['analytic_latency_s'] / mean['sanafe_latency_s']:.3f}, energy "
+          f"{mean['analytic_energy_dynamic_j'] / mean['sanafe_energy_j']:.3f}")
+    print(f"  mesh with SANA-FE's per-op parameters / SANA-FE: latency "
+          f"{mean['mesh_sanafe_params_latency_s'] / mean['sanafe_latency_s']:.3f}, dynamic energy "
+          f"{mean['mesh_sanafe_params_energy_dynamic_j'] / mean['sanafe_energy_j']:.3f}")
+    print("  energy split (nJ/step): SANA-FE synapse {:.3f} soma {:.3f} network {:.3f}; mesh synaptic {:.3f} "
+          "neuron {:.3f} network {:.3f} (+ static {:.3f})".format(
+              *(mean[k] / T * 1e9 for k in ("sanafe_energy_synapse_j", "sanafe_energy_soma_j", "sanafe_energy_network_j",
+                                           "mesh_energy_synaptic_j", "mesh_energy_neuron_j", "mesh_energy_network_j",
+                                           "mesh_energy_static_j"))))
+    if a.json:
+        Path(a.json).write_text(json.dumps({"mean": mean, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
