@@ -506,14 +506,16 @@ class SpikingNetwork:
             except NeurosimError as e:
                 raise NeurosimError(f"node {name!r}: {e}") from None
             if isinstance(node, SpikeMaxPool2d):
-                src = self._spike_source(node.inputs[0])
+                src = self.spike_source(node.inputs[0])
                 if src is None:
                     raise NeurosimError(f"SpikeMaxPool2d {name!r} must read spikes (a Neurons population), "
                                         f"not {node.inputs[0]!r}")
             seen.add(name)
         return shapes
 
-    def _spike_source(self, name: str):
+    def spike_source(self, name: str) -> str | None:
+        """The spike source node ``name`` carries: itself if it is a population or spiking max-pool, what a
+        Flatten passes through, the input when it is Poisson-encoded; None for an analog value."""
         while name != INPUT:
             node = self.nodes[name]
             if isinstance(node, (Neurons, SpikeMaxPool2d)):

@@ -215,7 +215,7 @@ class Lowering:
                 terms, const = self.expr(n.inputs[0])
                 self.targets[k] = Target(k, n.shape, terms, const + np.broadcast_to(n.bias, n.shape))
             elif isinstance(n, SpikeMaxPool2d):
-                src = net._spike_source(n.inputs[0])
+                src = net.spike_source(n.inputs[0])
                 self.maxpools[k] = src
         if net.readout.kind == "membrane":
             terms, const = self.expr(net.readout.node)
@@ -287,7 +287,7 @@ def signed_sources(net: SpikingNetwork, include_input: bool = True) -> set[str]:
     if include_input:
         out.add(INPUT)
     for k, n in net.nodes.items():
-        if isinstance(n, SpikeMaxPool2d) and net._spike_source(n.inputs[0]) in out:
+        if isinstance(n, SpikeMaxPool2d) and net.spike_source(n.inputs[0]) in out:
             out.add(k)
     out.discard(INPUT)
     return out
@@ -352,9 +352,9 @@ def synops(net: SpikingNetwork, source_events: dict[str, np.ndarray], batch: int
     out = {}
     for k, n in net.nodes.items():
         if isinstance(n, Add):
-            spiking = [i for i in n.inputs if net._spike_source(i) is not None]
+            spiking = [i for i in n.inputs if net.spike_source(i) is not None]
             if spiking:
-                out[k] = sum(float(np.asarray(source_events[net._spike_source(i)]).sum()) for i in spiking) / max(batch, 1)
+                out[k] = sum(float(np.asarray(source_events[net.spike_source(i)]).sum()) for i in spiking) / max(batch, 1)
             continue
         if not isinstance(n, (Linear, Conv2d)):
             continue

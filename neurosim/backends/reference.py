@@ -60,7 +60,7 @@ def simulate(net: SpikingNetwork, x, T: int, encoded=None, dtype=torch.float64, 
     # SynOps: fan-out of every input element of a weight layer; the spiking inputs of every Add
     fanout = {k: t_(_node_fanout(n, shapes[n.inputs[0]])).reshape(shapes[n.inputs[0]])
               for k, n in net.nodes.items() if isinstance(n, (Linear, Conv2d))}
-    add_spiking = {k: [j for j, i in enumerate(n.inputs) if net._spike_source(i) is not None]
+    add_spiking = {k: [j for j, i in enumerate(n.inputs) if net.spike_source(i) is not None]
                    for k, n in net.nodes.items() if isinstance(n, Add)}
     synops = {k: 0.0 for k in fanout}
     synops.update({k: 0.0 for k, js in add_spiking.items() if js})

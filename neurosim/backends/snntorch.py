@@ -324,7 +324,7 @@ class _Stats:
                 self.inputs[k] = [0]
                 self.synops[k] = 0.0
             elif isinstance(n, Add):
-                spk = [j for j, i in enumerate(n.inputs) if net._spike_source(i) is not None]
+                spk = [j for j, i in enumerate(n.inputs) if net.spike_source(i) is not None]
                 if spk:
                     self.fanout[k] = [None] * len(n.inputs)
                     self.inputs[k] = spk
