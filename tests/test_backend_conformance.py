@@ -136,8 +136,8 @@ def test_library_covers_every_node_kind_and_flavour():
                for net, n in adds)  # residual Add with a per-channel weight
     assert any(any(w.ndim == 1 and w.size > 1 and len(net.shapes[n.inputs[0]]) == 3 for w in n.weights)
                for net, n in adds)  # a (C,) weight on a (C, H, W) map: broadcast along W
-    pool_src = {("input" if net._spike_source(n.inputs[0]) == INPUT else
-                 "signed" if net.nodes[net._spike_source(n.inputs[0])].signed else "unsigned")
+    pool_src = {("input" if net.spike_source(n.inputs[0]) == INPUT else
+                 "signed" if net.nodes[net.spike_source(n.inputs[0])].signed else "unsigned")
                 for net in nets for n in net.nodes.values() if isinstance(n, SpikeMaxPool2d)}
     assert pool_src == {"input", "signed", "unsigned"}
     # the events the conformance runs rely on actually happen
