@@ -53,13 +53,18 @@ def export(net, x, T, mapping):
         n = int(np.prod(tg.shape))
         bias = np.asarray(tg.const, np.float64).reshape(-1).copy()
         for term in tg.terms:
-            w = term.dense()  # [n_out, n_in]
+            i, j, w = term.coo()  # the nonzero synapses: source, target, weight
             if term.source == INPUT:
                 if net.encoding.kind != "direct":
                     raise SystemExit("only direct-encoded networks are exported (the input becomes a bias)")
-                bias += w @ np.asarray(x, np.float64).reshape(-1)
+                np.add.at(bias, j, w * np.asarray(x, np.float64).reshape(-1)[i])
             else:
-                d[f"w_{term.source}__{tname}"] = w
+                key = f"s_{term.source}__{tname}"
+                if key in d:  # two paths between the same populations (a residual): one synapse list
+                    i = np.concatenate([d[key][0].astype(np.int64), i])
+                    j = np.concatenate([d[key][1].astype(np.int64), j])
+                    w = np.concatenate([d[key][2], w])
+                d[key] = np.stack([i.astype(np.float64), j.astype(np.float64), w])
         node = net.nodes.get(tname)
         thr = (np.broadcast_to(np.asarray(node.threshold, np.float64), node.shape).reshape(-1)
                if node is not None and hasattr(node, "threshold") else np.full(n, 1e9))  # readout: integrators
@@ -100,7 +105,8 @@ def compare(net, x, T, mapping):
         syn = 0.0
         for term in tg.terms:
             if term.source in raster and term.source != "input":
-                syn += float(raster[term.source].sum(0) @ (term.dense() != 0).sum(0))
+                i, _, _ = term.coo()
+                syn += float(raster[term.source].sum(0) @ np.bincount(i, minlength=raster[term.source].shape[1]))
         spikes = float(raster[tname].sum()) if tname in raster else 0.0
         layers.append({"name": tname, "neurons": float(np.prod(tg.shape)), "synops": syn, "spikes": spikes})
     ana = neuromorphic.cost_from_activity(hw.get("loihi"), layers, timesteps=T_)

@@ -3,7 +3,7 @@
     benchmarks/sanafe/.venv/bin/python benchmarks/sanafe/run_sanafe.py IN.npz OUT.npz
 
 IN.npz (written by benchmarks/mesh_vs_sanafe.py): ``groups`` (names), per group ``n_<g>``, ``thr_<g>``,
-``bias_<g>``, ``tile_<g>``, ``core_<g>``; per connection ``w_<src>__<dst>`` [n_dst, n_src]; ``T``. Neurons are
+``bias_<g>``, ``tile_<g>``, ``core_<g>``; per connection ``s_<src>__<dst>`` [3, S] (source index, target index, weight of each synapse); ``T``. Neurons are
 SANA-FE's Loihi LIF (``loihi_lif``) with soft (subtractive) reset, no leak, no input decay; OUT.npz holds
 per-step simulated time and energy (SANA-FE's perf trace), the spike raster per group and the run time.
 """
@@ -28,10 +28,11 @@ def main(src, dst):
         for i, nr in enumerate(G[g].neurons):
             nr.set_attributes(model_attributes={"threshold": float(thr[i]), "bias": float(bias[i])})
     for key in d.files:
-        if key.startswith("w_"):
+        if key.startswith("s_"):  # sparse synapses [3, S]: source index, target index, weight
             a, b = key[2:].split("__")
-            w = d[key]  # [n_dst, n_src]
-            G[a].connect_neurons_dense(G[b], {"weight": w.T.reshape(-1).tolist()})
+            i, j, w = d[key]
+            pairs = list(zip(i.astype(int).tolist(), j.astype(int).tolist()))
+            G[a].connect_neurons_sparse(G[b], {"weight": w.tolist()}, pairs)
     for g in groups:
         tiles, cores = d[f"tile_{g}"], d[f"core_{g}"]
         for i, nr in enumerate(G[g].neurons):
