@@ -194,3 +194,24 @@ def test_hw_neuromorphic_offers_the_simulated_alternative():
     assert rep.totals["synops"] == pytest.approx(ana.totals["synops"] / res.batch)
     with pytest.raises(NeurosimError, match="needs inputs"):
         simulate_mesh(net)
+
+
+def test_neuromorphic_mesh_study_quick(tmp_path):
+    import studies
+    from studies.store import Store
+
+    db = tmp_path / "m.sqlite"
+    r = studies.run("neuromorphic_mesh", quick=True, db=db, workers=0, quiet=True)
+    assert r.n_failed == 0, r.failures
+    with Store(db, create=False) as s:
+        df = s.frame("neuromorphic_mesh")
+    assert len(df) == 4 and set(df.mapping) == {"compact", "spread"}
+    # the synaptic energy depends on the spikes only, never on where the cores sit
+    for T, g in df.groupby("timesteps"):
+        assert np.allclose(g.energy_synaptic_j, g.energy_synaptic_j.iloc[0], rtol=1e-9)
+    assert (df[df.mapping == "spread"].mean_hops.values > df[df.mapping == "compact"].mean_hops.values).all()
+    s = studies.get("neuromorphic_mesh")
+    for _, fn in s.tables:
+        assert len(fn(df)) == 4
+    for _, fn in s.figures:
+        fn(df)
