@@ -1,0 +1,373 @@
+"""IR nodes: one dataclass per node kind, its per-step rule in its docstring (the whole step semantics
+is the package docstring, :mod:`neurosim.ir`), its checks in ``__post_init__``; the input encoding and
+the readout. A new node kind is a dataclass here, a rule in :mod:`neurosim.backends.reference` and one
+lowering per backend."""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+import numpy as np
+
+from neurosim.errors import NeurosimError
+
+INPUT = "input"
+
+
+def _f32(a, name: str, node: str) -> np.ndarray:
+    try:
+        arr = np.asarray(a, dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        raise NeurosimError(f"{node}: {name} must be numeric, got {type(a).__name__}") from e
+    if not np.all(np.isfinite(arr)) and name not in ("threshold",):
+        raise NeurosimError(f"{node}: {name} contains NaN or inf")
+    return arr
+
+
+def _pair(v, name: str, node: str) -> tuple[int, int]:
+    if isinstance(v, (int, np.integer)):
+        v = (int(v), int(v))
+    v = tuple(int(x) for x in v)
+    if len(v) != 2:
+        raise NeurosimError(f"{node}: {name} must be an int or a pair, got {v}")
+    return v
+
+
+def _broadcastable(arr: np.ndarray, shape: tuple[int, ...]) -> bool:
+    try:
+        return np.broadcast_shapes(arr.shape, shape) == tuple(shape)
+    except ValueError:
+        return False
+
+
+# ---- nodes ------------------------------------------------------------------------------------------
+
+_REVISION = itertools.count(1)
+
+
+@dataclass(eq=False)
+class Node:
+    """Base of all IR nodes. ``inputs`` names the nodes (or ``"input"``) this node reads at step t.
+
+    Nodes are mutable (calibration reassigns a population's ``bias``): every attribute assignment
+    gives the node a new, globally unique ``revision``, so what a network derives from its nodes
+    (``SpikingNetwork.shapes``) is recomputed after an edit instead of going stale.
+    """
+
+    inputs: tuple[str, ...]
+    arity: ClassVar[int | None] = 1  # None: one or more inputs
+    spiking: ClassVar[bool] = False  # emits 0/1 spikes
+
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value)
+        object.__setattr__(self, "revision", next(_REVISION))
+
+    def __post_init__(self):
+        if isinstance(self.inputs, str):
+            self.inputs = (self.inputs,)
+        self.inputs = tuple(self.inputs)
+        n = len(self.inputs)
+        if self.arity is None and n < 1:
+            raise NeurosimError(f"{type(self).__name__} needs at least one input, got none")
+        if self.arity is not None and n != self.arity:
+            raise NeurosimError(f"{type(self).__name__} takes {self.arity} input(s), got {list(self.inputs)}")
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+    def out_shape(self, in_shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The node's array-valued fields (for save/load and equality)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if isinstance(getattr(self, f.name), np.ndarray)}
+
+    def params(self) -> dict[str, Any]:
+        """The node's scalar fields (JSON-able)."""
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if not isinstance(v, np.ndarray) and v is not None:
+                out[f.name] = list(v) if isinstance(v, tuple) else v
+        return out
+
+    def n_params(self) -> int:
+        return int(sum(a.size for a in self.arrays().values()))
+
+
+@dataclass(eq=False)
+class Linear(Node):
+    """Dense synapses: ``y_t = W in_t + b``; ``weight`` [out, in], ``bias`` [out] or None."""
+
+    weight: np.ndarray = None
+    bias: np.ndarray | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.weight = _f32(self.weight, "weight", "Linear")
+        if self.weight.ndim != 2:
+            raise NeurosimError(f"Linear weight must be 2-D [out, in], got shape {self.weight.shape}")
+        if self.bias is not None:
+            self.bias = _f32(self.bias, "bias", "Linear")
+            if self.bias.shape != (self.weight.shape[0],):
+                raise NeurosimError(f"Linear bias must have shape ({self.weight.shape[0]},), got {self.bias.shape}")
+
+    def out_shape(self, in_shapes):
+        (s,) = in_shapes
+        if s != (self.weight.shape[1],):
+            raise NeurosimError(f"Linear expects input shape ({self.weight.shape[1]},), got {s}")
+        return (self.weight.shape[0],)
+
+
+def _conv_out(h: int, k: int, s: int, p: int, d: int = 1) -> int:
+    return (h + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+@dataclass(eq=False)
+class Conv2d(Node):
+    """2-D convolution synapses: ``y_t = W (*) in_t + b``; weight [C_out, C_in/groups, kH, kW]."""
+
+    weight: np.ndarray = None
+    bias: np.ndarray | None = None
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.weight = _f32(self.weight, "weight", "Conv2d")
+        if self.weight.ndim != 4:
+            raise NeurosimError(f"Conv2d weight must be 4-D [C_out, C_in/groups, kH, kW], got {self.weight.shape}")
+        if self.bias is not None:
+            self.bias = _f32(self.bias, "bias", "Conv2d")
+            if self.bias.shape != (self.weight.shape[0],):
+                raise NeurosimError(f"Conv2d bias must have shape ({self.weight.shape[0]},), got {self.bias.shape}")
+        self.stride = _pair(self.stride, "stride", "Conv2d")
+        self.padding = _pair(self.padding, "padding", "Conv2d")
+        self.dilation = _pair(self.dilation, "dilation", "Conv2d")
+        self.groups = int(self.groups)
+        if self.groups < 1 or self.weight.shape[0] % self.groups:
+            raise NeurosimError(f"Conv2d groups={self.groups} must divide C_out={self.weight.shape[0]}")
+
+    def out_shape(self, in_shapes):
+        (s,) = in_shapes
+        if len(s) != 3 or s[0] != self.weight.shape[1] * self.groups:
+            raise NeurosimError(f"Conv2d expects input (C={self.weight.shape[1] * self.groups}, H, W), got {s}")
+        kh, kw = self.weight.shape[2:]
+        h = _conv_out(s[1], kh, self.stride[0], self.padding[0], self.dilation[0])
+        w = _conv_out(s[2], kw, self.stride[1], self.padding[1], self.dilation[1])
+        if h < 1 or w < 1:
+            raise NeurosimError(f"Conv2d output would be empty for input {s}")
+        return (self.weight.shape[0], h, w)
+
+
+@dataclass(eq=False)
+class _Pool2d(Node):
+    kernel_size: tuple[int, int] = (2, 2)
+    stride: tuple[int, int] | None = None
+    padding: tuple[int, int] = (0, 0)
+
+    def __post_init__(self):
+        super().__post_init__()
+        n = type(self).__name__
+        self.kernel_size = _pair(self.kernel_size, "kernel_size", n)
+        self.stride = _pair(self.kernel_size if self.stride is None else self.stride, "stride", n)
+        self.padding = _pair(self.padding, "padding", n)
+        if min(self.kernel_size) < 1 or min(self.stride) < 1 or min(self.padding) < 0:
+            raise NeurosimError(f"{n}: kernel_size and stride must be >= 1 and padding >= 0")
+        if any(2 * p > k for p, k in zip(self.padding, self.kernel_size)):
+            raise NeurosimError(f"{n}: padding {self.padding} must be at most half of kernel_size {self.kernel_size}")
+
+    def out_shape(self, in_shapes):
+        (s,) = in_shapes
+        if len(s) != 3:
+            raise NeurosimError(f"{type(self).__name__} expects input (C, H, W), got {s}")
+        h = _conv_out(s[1], self.kernel_size[0], self.stride[0], self.padding[0])
+        w = _conv_out(s[2], self.kernel_size[1], self.stride[1], self.padding[1])
+        if h < 1 or w < 1:
+            raise NeurosimError(f"{type(self).__name__} output would be empty for input {s}")
+        return (s[0], h, w)
+
+
+@dataclass(eq=False)
+class AvgPool2d(_Pool2d):
+    """Window mean of the input (zero padding counted in the divisor, torch's default)."""
+
+
+@dataclass(eq=False)
+class SumPool2d(_Pool2d):
+    """Window sum of the input."""
+
+
+@dataclass(eq=False)
+class SpikeMaxPool2d(_Pool2d):
+    """Spiking max-pool: ``y_t = maxpool(C_t) - maxpool(C_{t-1})``, ``C_t`` the input spike counts.
+
+    The input must be spikes (a :class:`Neurons` population, possibly through Flatten or another
+    SpikeMaxPool2d); the output count always equals the largest input count of the window, so the
+    output rate is the max of the input rates (count-gated max-pooling, cf. Rueckauer et al.,
+    Front. Neurosci. 2017, who gate by the running count; ours emits the max's increment instead,
+    which needs no tie-breaking). Padding counts as a silent input. NIR has no max-pool: exported as
+    a SumPool2d whose true type is in the graph metadata.
+    """
+
+    spiking: ClassVar[bool] = True
+
+
+@dataclass(eq=False)
+class Flatten(Node):
+    """Row-major flatten of the whole per-sample shape (torch.flatten(x, 1))."""
+
+    def out_shape(self, in_shapes):
+        (s,) = in_shapes
+        return (int(np.prod(s)),)
+
+
+@dataclass(eq=False)
+class Add(Node):
+    """Weighted sum of one or more same-shaped inputs: ``y_t = sum_k weights[k] * in_t^(k)``.
+
+    ``weights[k]`` is a scalar or an array broadcastable to the input shape (per-channel [C, 1, 1]);
+    the converter uses them to bring residual branches to a common scale, and a one-input Add to
+    rescale a signal (NIR: ``Scale``).
+    """
+
+    arity: ClassVar[int | None] = None
+    weights: tuple = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        w = self.weights if self.weights is not None else [1.0] * len(self.inputs)
+        if len(w) != len(self.inputs):
+            raise NeurosimError(f"Add has {len(self.inputs)} inputs but {len(w)} weights")
+        self.weights = tuple(_f32(x, "weights", "Add") for x in w)
+
+    def out_shape(self, in_shapes):
+        if len(set(in_shapes)) != 1:
+            raise NeurosimError(f"Add inputs {list(self.inputs)} have different shapes {in_shapes}")
+        for k, w in enumerate(self.weights):
+            if not _broadcastable(w, in_shapes[0]):
+                raise NeurosimError(f"Add weight {k} of shape {w.shape} does not broadcast to {in_shapes[0]}")
+        return in_shapes[0]
+
+    def arrays(self):
+        return {f"weights.{k}": w for k, w in enumerate(self.weights)}
+
+    def params(self):
+        return {"inputs": list(self.inputs)}
+
+
+RESETS = ("subtract", "zero")
+
+
+@dataclass(eq=False)
+class Neurons(Node):
+    """A population of IF (``leak == 1``) or LIF neurons; see the module docstring for the update.
+
+    ``shape``: the population's per-sample shape (equal to its input's).
+    ``threshold``, ``bias``, ``v_init``: arrays broadcastable to ``shape`` (scalar, per-channel
+    ``[C, 1, 1]`` or full). ``leak``: the fraction of ``v`` kept per step (LIF ``beta``; 1 = IF).
+    ``reset``: ``"subtract"`` (v -= threshold on a spike; what rate conversion needs) or ``"zero"``
+    (v = v_reset). ``v_reset`` is used by the zero reset only. ``signed``: also emit -1 spikes
+    (module docstring; subtractive reset only).
+    """
+
+    spiking: ClassVar[bool] = True
+    shape: tuple[int, ...] = ()
+    threshold: np.ndarray = 1.0
+    leak: float = 1.0
+    bias: np.ndarray = 0.0
+    reset: str = "subtract"
+    v_reset: float = 0.0
+    v_init: np.ndarray = 0.0
+    signed: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.shape = tuple(int(s) for s in self.shape)
+        if not self.shape or min(self.shape) < 1:
+            raise NeurosimError(f"Neurons shape must be non-empty and positive, got {self.shape}")
+        self.threshold = _f32(self.threshold, "threshold", "Neurons")
+        self.bias = _f32(self.bias, "bias", "Neurons")
+        self.v_init = _f32(self.v_init, "v_init", "Neurons")
+        for name in ("threshold", "bias", "v_init"):
+            a = getattr(self, name)
+            if not _broadcastable(a, self.shape):
+                raise NeurosimError(f"Neurons {name} of shape {a.shape} does not broadcast to {self.shape}")
+        if not np.all(self.threshold > 0) or not np.all(np.isfinite(self.threshold)):
+            raise NeurosimError("Neurons threshold must be positive and finite")
+        self.leak = float(self.leak)
+        if not 0.0 <= self.leak <= 1.0:
+            raise NeurosimError(f"Neurons leak must lie in [0, 1] (1 = IF), got {self.leak}")
+        if self.reset not in RESETS:
+            raise NeurosimError(f"Neurons reset {self.reset!r} unknown; valid: {', '.join(RESETS)}")
+        self.v_reset = float(self.v_reset)
+        self.signed = bool(self.signed)
+        if self.signed and self.reset != "subtract":
+            raise NeurosimError("signed Neurons need reset='subtract' (a negative spike adds the threshold back)")
+
+    @property
+    def model(self) -> str:
+        return "IF" if self.leak == 1.0 else "LIF"
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def out_shape(self, in_shapes):
+        (s,) = in_shapes
+        if s != self.shape:
+            raise NeurosimError(f"Neurons of shape {self.shape} fed an input of shape {s}")
+        return self.shape
+
+
+NODE_TYPES: dict[str, type[Node]] = {c.__name__: c for c in
+                                      (Linear, Conv2d, AvgPool2d, SumPool2d, SpikeMaxPool2d, Flatten, Add, Neurons)}
+
+
+# ---- encoding and readout ---------------------------------------------------------------------------
+
+ENCODINGS = ("direct", "poisson")
+READOUTS = ("membrane", "spike_count")
+
+
+@dataclass
+class Encoding:
+    """How a sample ``x`` becomes the input node's output ``e_t`` (module docstring, step 1).
+
+    ``direct``: ``e_t = x`` every step (the first synaptic layer does MACs on analog values).
+    ``poisson``: signed Bernoulli spikes with probability ``min(|x| / max_value, 1)``; the converter
+    has already multiplied the weights that read the input by ``max_value``.
+    """
+
+    kind: str = "direct"
+    max_value: float = 1.0
+
+    def __post_init__(self):
+        if self.kind not in ENCODINGS:
+            raise NeurosimError(f"unknown encoding {self.kind!r}; valid: {', '.join(ENCODINGS)}")
+        self.max_value = float(self.max_value)
+        if not self.max_value > 0:
+            raise NeurosimError(f"encoding max_value must be positive, got {self.max_value}")
+
+
+@dataclass
+class Readout:
+    """What the network's output is: ``scale * A_T / T`` with ``A`` accumulating node ``node``.
+
+    ``membrane``: ``node`` is a synaptic node (its current is integrated by a non-spiking readout;
+    the output is on the ANN's logit scale). ``spike_count``: ``node`` is a Neurons population.
+    """
+
+    node: str
+    kind: str = "membrane"
+    scale: float = 1.0
+
+    def __post_init__(self):
+        if self.kind not in READOUTS:
+            raise NeurosimError(f"unknown readout {self.kind!r}; valid: {', '.join(READOUTS)}")
+        self.scale = float(self.scale)
