@@ -101,6 +101,11 @@ def test_aggregate_equals_exact_on_small_nets(mapping):
     for a, b in zip(ag.rows, ex.rows):
         assert a["compute_s"] == pytest.approx(b["compute_s"], rel=1e-9)
     assert ex.totals["sim_events"] > ag.totals["sim_events"]
+    # tile mode bundles per tile pair and reserves whole paths: same dynamic energy and counts, close step times
+    tl = nm.simulate(net, act, "loihi", mapping=mapping, mode="tile")
+    for k in ("energy_synaptic_j", "energy_neuron_j", "energy_network_j", "messages_sent", "spike_hops"):
+        assert tl.totals[k] == pytest.approx(ag.totals[k], rel=1e-12), k
+    assert tl.totals["latency_s"] == pytest.approx(ag.totals["latency_s"], rel=0.05)
 
 
 def test_conservation_and_synops_match_the_backend():
