@@ -32,9 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SANAFE_PY = ROOT / "benchmarks" / "sanafe" / ".venv" / "bin" / "python"
 # SANA-FE 2.2.9's bundled loihi.yaml (calibrated on the chip) where it differs from Davies 2018 Table 2:
-# dense synapse 35.5 pJ / 3.8 ns per spike, message out 111 pJ / 5.1 ns, message in 16 ns, N-S hop 4.2 pJ
+# dense synapse 35.5 pJ / 3.8 ns per spike, message out 111 pJ / 5.1 ns, message in 16 ns, N-S hop 4.2 pJ,
+# neuron access + update 51.2 + 21.6 pJ / 6.0 + 3.7 ns, barrier table 0.6 us (1 tile) .. 1.8 us (29 tiles)
 SANAFE_LOIHI = dict(e_synop_pj=35.5, t_synop_ns=3.8, e_spike_pj=111.0, t_spike_ns=5.1, t_axon_in_ns=16.0,
-                    e_hop_ns_pj=4.2)
+                    e_hop_ns_pj=4.2, e_active_pj=72.8, t_active_ns=9.7, barrier_1_ns=600.0, barrier_32_ns=1800.0)
 
 
 def export(net, x, T, mapping):
