@@ -33,8 +33,9 @@ The granularities give the same energy and message counts:
   share a link or a receiver, exact interleaves spikes FIFO while aggregate serves whole messages, and
   the step time differs by at most the interleaving (tests bound it).
 * ``mode="tile"``: for big boards, one message per (source tile, destination tile, step), reserving its
-  whole path when its head is injected; same energies and counts, step times within a few per cent of
-  aggregate (resnet_tiny on 7 Loihi chips: +3.6 %). ``mode="auto"`` picks aggregate, or tile above
+  whole path when its head is injected; same dynamic energies and counts, step times within 5 % of
+  aggregate on small nets (tested); on resnet_tiny over 7 Loihi chips the path reservation adds 3.6 %
+  against routing the same messages hop by hop. ``mode="auto"`` picks aggregate, or tile above
   ``AUTO_MESSAGES`` core-pair messages per run.
 
 Parameters (:func:`chip_params`): Loihi's per-operation figures are Davies et al., "Loihi: A Neuromorphic
