@@ -220,3 +220,24 @@ def test_neuromorphic_mesh_study_quick(tmp_path):
         assert len(fn(df)) == 4
     for _, fn in s.figures:
         fn(df)
+
+
+def test_spiking_maxpool_gates_are_cores_and_conserve_synops():
+    from neurosim.ir import Conv2d, Flatten, SpikeMaxPool2d
+
+    rng = np.random.default_rng(6)
+    net = SpikingNetwork(input_shape=(1, 6, 6), nodes={
+        "c1": Conv2d("input", weight=rng.normal(size=(2, 1, 3, 3)) + 0.3, padding=(1, 1)),
+        "n1": Neurons("c1", shape=(2, 6, 6)),
+        "mp": SpikeMaxPool2d("n1", kernel_size=(2, 2)),
+        "fl": Flatten("mp"),
+        "fc": Linear("fl", weight=rng.normal(size=(3, 18)) + 0.1)}, readout=Readout("fc"))
+    x = rng.random((2, 1, 6, 6)).astype(np.float32)
+    rep, res = nm.run(net, x, 6, "loihi", mapping="spread")
+    assert "mp" in rep.placement.blocks and res.step_counts["mp"].shape == (6, 2)
+    t = rep.totals
+    # the gates receive one event per input spike and window (2x2, stride 2: every n1 neuron in one window)
+    gate_synops = sum(c["synops"] for c in rep.cores if c["layer"] == "mp")
+    assert gate_synops == pytest.approx(res.spike_counts["n1"] / res.batch)
+    assert t["synops"] - gate_synops == pytest.approx(res.total_synops, rel=1e-9)
+    assert t["messages_sent"] == pytest.approx(t["messages_received"])
