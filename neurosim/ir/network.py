@@ -245,11 +245,12 @@ class SpikingNetwork:
         return out
 
     # -- NIR --
-    def to_nir(self, dt: float = 1e-4):
-        """Export to a ``nir.NIRGraph``; see :func:`neurosim.ir.nir.to_nir` for the mapping and what is lost."""
+    def to_nir(self, dt: float = 1e-4, target: str = "nir"):
+        """Export to a ``nir.NIRGraph`` (``target``: ``"nir"``, ``"snntorch"``, ``"norse"``); see
+        :func:`neurosim.ir.nir.to_nir` for the mapping and what is lost."""
         from neurosim.ir.nir import to_nir
 
-        return to_nir(self, dt=dt)
+        return to_nir(self, dt=dt, target=target)
 
     @classmethod
     def from_nir(cls, graph, dt: float | None = None) -> "SpikingNetwork":

@@ -30,12 +30,22 @@ def _full(a, shape) -> np.ndarray:
     return np.broadcast_to(np.asarray(a, np.float32), shape).copy()
 
 
-def to_nir(net: SpikingNetwork, dt: float = 1e-4):
-    """Export ``net`` to a ``nir.NIRGraph`` (see the comment above this function for the mapping)."""
+def to_nir(net: SpikingNetwork, dt: float = 1e-4, target: str = "nir"):
+    """Export ``net`` to a ``nir.NIRGraph``.
+
+    ``target="nir"`` (default): the faithful graph, everything NIR cannot hold in its metadata (see the
+    comment above), restored exactly by :func:`from_nir`. ``target="snntorch"`` / ``"norse"``: a graph that
+    library's importer builds and runs, exact folds applied and every loss named in one warning
+    (:mod:`neurosim.ir.nir_targets`).
+    """
     import nir
 
     if not dt > 0:
         raise NeurosimError(f"dt must be positive, got {dt}")
+    if target != "nir":
+        from neurosim.ir.nir_targets import to_library_nir
+
+        return to_library_nir(net, target, dt)
     for reserved in (_NIR_OUTPUT, "readout"):
         if reserved in net.nodes:
             raise NeurosimError(f"node name {reserved!r} is reserved in NIR export; rename the node")
@@ -222,6 +232,22 @@ def _from_own_nir(graph, meta: dict) -> SpikingNetwork:
                           encoding=Encoding(**meta["encoding"]), metadata=meta.get("metadata", {}))
 
 
+def _per_sample(shape: tuple[int, ...], consumers) -> tuple[int, ...]:
+    """The Input's shape without a batch dimension: snntorch's exporter writes the example's batch of 1
+    (``[1, 16]`` before an ``Affine`` of 16 inputs, ``[1, C, H, W]`` before a ``Conv2d``); a leading 1 is
+    dropped only when the first layer says the rest is one sample."""
+    import nir
+
+    if len(shape) < 2 or shape[0] != 1:
+        return shape
+    for c in consumers:
+        if isinstance(c, (nir.Affine, nir.Linear)) and np.shape(c.weight)[-1] == int(np.prod(shape[1:])):
+            return shape[1:]
+        if isinstance(c, nir.Conv2d) and len(shape) == 4:
+            return shape[1:]
+    return shape
+
+
 def _from_foreign_nir(graph, dt: float) -> SpikingNetwork:
     import nir
 
@@ -231,15 +257,18 @@ def _from_foreign_nir(graph, dt: float) -> SpikingNetwork:
     inputs = [k for k in order if isinstance(nodes[k], nir.Input)]
     if len(inputs) != 1:
         raise NeurosimError(f"NIR graph must have exactly one Input node, has {inputs}")
-    input_shape = tuple(int(s) for s in np.ravel(nodes[inputs[0]].input_type["input"]))
+    input_shape = _per_sample(tuple(int(s) for s in np.ravel(nodes[inputs[0]].input_type["input"])),
+                              [nodes[b] for a, b in edges if a == inputs[0]])
     rename = {inputs[0]: INPUT}
     out: dict[str, Node] = {}
+    shapes: dict[str, tuple[int, ...]] = {INPUT: input_shape}  # per-sample shapes, to size scalar parameters
     readout = None
 
     def src(k):
         ps = [rename[p] for p in preds[k]]
         if len(ps) > 1:
             out[f"{k}.sum"] = Add(tuple(ps))
+            shapes[f"{k}.sum"] = out[f"{k}.sum"].out_shape([shapes[p] for p in ps])
             return (f"{k}.sum",)
         return tuple(ps)
 
@@ -297,11 +326,19 @@ def _from_foreign_nir(graph, dt: float) -> SpikingNetwork:
                 raise NeurosimError(f"NIR {type(g).__name__} {k!r}: input gain R*dt{'/tau' if leak != 1 else ''} = "
                                     f"{float(np.mean(gain)):.4g} != 1 at dt={dt}; pass the dt it was exported with")
             thr = _arr(g.v_threshold)
-            out[name] = Neurons(ins, shape=thr.shape, threshold=thr, leak=leak, reset="zero",
-                                v_reset=float(np.ravel(g.v_reset)[0]))
+            shape = shapes[ins[0]]  # libraries (snntorch's exporter) write one scalar per layer: broadcast it
+            if thr.size != 1 and thr.shape != shape and thr.reshape(-1).shape != (int(np.prod(shape)),):
+                raise NeurosimError(f"NIR {type(g).__name__} {k!r}: v_threshold has shape {thr.shape}, but its input "
+                                    f"{ins[0]!r} has shape {shape}; expected that shape or one value")
+            vr = np.ravel(g.v_reset)
+            if np.ptp(vr) > 0:
+                raise NeurosimError(f"NIR {type(g).__name__} {k!r}: per-neuron v_reset; neurosim needs one value")
+            out[name] = Neurons(ins, shape=shape, threshold=thr.reshape(shape) if thr.size > 1 else thr.reshape(1),
+                                leak=leak, reset="zero", v_reset=float(vr[0]))
         else:
             raise NeurosimError(f"NIR node {k!r} of type {type(g).__name__} is not supported; supported: {supported}")
         rename[k] = name
+        shapes[name] = out[name].out_shape([shapes[i] for i in out[name].inputs])
     if readout is None:
         raise NeurosimError("NIR graph has no Output node")
     return SpikingNetwork(input_shape=input_shape, nodes=out, readout=readout)

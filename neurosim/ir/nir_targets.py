@@ -1,0 +1,202 @@
+"""NIR for the libraries that import it: ``to_nir(net, target="snntorch" | "norse")``.
+
+A library's NIR importer builds only part of NIR, with its own conventions (read from their importers:
+snntorch 1.0.0's ``snntorch.import_nir.import_from_nir`` with nirtorch 2.6, norse 1.1.0's
+``norse.torch.from_nir``):
+
+* **snntorch** builds ``Affine``/``Linear``/``Conv2d``/``Flatten``/``AvgPool2d`` and ``LIF`` (as
+  ``snn.Leaky(beta=1 - dt/tau, reset_mechanism="zero", reset_delay=False)``, one scalar threshold per
+  layer, input gain ``r dt / tau`` = 1). Its ``IF`` branch builds a ``Leaky(beta=0.9)`` without hidden
+  state and cannot run, so an IF population is written as a LIF whose ``tau = 2^31 dt`` (``beta`` rounds
+  to exactly 1 in float32). It has no ``I`` node: the readout is the last layer's current, which the
+  user sums over the steps.
+* **norse** builds ``Affine``/``Linear``/``Conv2d``/``Flatten``/``SumPool2d`` (as a 1-norm pool) and
+  ``IF`` (``v += input``, reset to ``v_reset``); it has no ``AvgPool2d``: an average pool is written as
+  a sum pool with ``1/k^2`` folded into the weights it feeds.
+* Both apply ``Flatten(start_dim)`` to batched tensors, so the flavour writes ``start_dim=1``.
+
+Both libraries reset to a value and start from ``v = 0``; they know no neuron bias, per-neuron
+threshold, signed spike, spiking max-pool or residual sum. What can be folded is, exactly: a
+population's bias and per-neuron threshold move into the layer that feeds it (weights and bias divided
+by the threshold, which leaves every spike unchanged), a readout scale into the last layer. What cannot
+be expressed is listed in one warning (subtractive reset becomes reset to 0; an initial membrane is
+dropped), and what would change the network beyond that (signed neurons, spiking max-pool, a residual
+Add, a population fed by anything but a weight layer) is refused with the node named.
+:func:`library_equivalent` is the network the library then runs, in our own IR, so that its loss can
+be measured on our backends before the export.
+"""
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import numpy as np
+
+from neurosim.errors import NeurosimError
+from neurosim.ir.network import SpikingNetwork
+from neurosim.ir.nodes import INPUT, Add, AvgPool2d, Conv2d, Flatten, Linear, Neurons, Readout, SpikeMaxPool2d, SumPool2d
+
+TARGETS = ("nir", "snntorch", "norse")
+_IF_TAU_STEPS = 2.0 ** 31  # snntorch: beta = 1 - 2^-31 is 1.0 in float32
+
+
+class NIRExportWarning(UserWarning):
+    """What a library's NIR importer cannot express and the export dropped."""
+
+
+def _consumers(net: SpikingNetwork, name: str) -> list[str]:
+    return [k for k, n in net.nodes.items() if name in n.inputs]
+
+
+def _scale_rows(node, s: np.ndarray):
+    """``node`` (Linear or Conv2d) with each output unit's weights and bias multiplied by ``s`` [out]."""
+    s = np.asarray(s, np.float64).reshape(-1)
+    w = node.weight.astype(np.float64) * s.reshape((-1,) + (1,) * (node.weight.ndim - 1))
+    b = None if node.bias is None else node.bias.astype(np.float64) * s
+    return dataclasses.replace(node, weight=w.astype(np.float32), bias=None if b is None else b.astype(np.float32))
+
+
+def _add_bias(node, extra: np.ndarray):
+    out = node.weight.shape[0]
+    b = np.zeros(out, np.float64) if node.bias is None else node.bias.astype(np.float64)
+    return dataclasses.replace(node, bias=(b + np.asarray(extra, np.float64).reshape(-1)).astype(np.float32))
+
+
+def _per_unit(a: np.ndarray, shape: tuple[int, ...], name: str, what: str) -> np.ndarray:
+    """``a`` (broadcastable to the population ``shape``) as one value per output unit of the feeding layer
+    (per channel for a (C, H, W) population); refused when it varies inside a channel."""
+    full = np.broadcast_to(np.asarray(a, np.float64), shape)
+    if len(shape) == 3:
+        per = full.reshape(shape[0], -1)
+        if np.ptp(per, axis=1).max(initial=0.0) > 0:
+            raise NeurosimError(f"population {name!r}: its {what} varies inside a channel, which the library "
+                                "flavour cannot fold into the convolution that feeds it")
+        return per[:, 0]
+    return full.reshape(-1)
+
+
+def library_equivalent(net: SpikingNetwork, target: str) -> tuple[SpikingNetwork, list[str]]:
+    """The network ``target``'s importer will run, in our IR, and the list of what was lost on the way.
+
+    Exact folds (bias and threshold into the feeding layer, the readout scale into the last layer, an
+    average pool as a sum pool with ``1/k^2`` in the next weights for norse) keep every spike; the losses
+    (subtractive reset, initial membrane) are applied here too, so running this network on any backend
+    gives what the library will compute.
+    """
+    if target not in ("snntorch", "norse"):
+        raise NeurosimError(f"unknown NIR target {target!r}; valid: {', '.join(TARGETS)}")
+    nodes = dict(net.nodes)
+    lost: list[str] = []
+    for k, n in net.nodes.items():
+        if isinstance(n, SpikeMaxPool2d):
+            raise NeurosimError(f"node {k!r} (SpikeMaxPool2d): {target} has no spiking max-pool; convert with "
+                                "average pooling for this target")
+        if isinstance(n, Add) and len(n.inputs) > 1:
+            raise NeurosimError(f"node {k!r} (Add of {len(n.inputs)} inputs): the {target} flavour writes "
+                                "feed-forward chains only (no residual sums)")
+        if isinstance(n, Neurons) and n.signed:
+            raise NeurosimError(f"population {k!r} is signed: {target} has no negative spikes")
+    for k, n in list(nodes.items()):
+        if not isinstance(n, Neurons):
+            continue
+        (src,) = n.inputs
+        feed = nodes.get(src)
+        if not isinstance(feed, (Linear, Conv2d)) or _consumers(net, src) != [k]:
+            if np.any(n.bias != 0) or np.any(n.threshold != 1):
+                raise NeurosimError(f"population {k!r} is fed by {src!r} ({type(feed).__name__ if feed else 'input'}), "
+                                    "not by a weight layer of its own, so its bias and threshold cannot be folded")
+        else:
+            thr = _per_unit(n.threshold, n.shape, k, "threshold")
+            bias = _per_unit(n.bias, n.shape, k, "bias")
+            feed = _add_bias(feed, bias)
+            nodes[src] = _scale_rows(feed, 1.0 / thr)
+            if n.reset == "zero" and n.v_reset != 0 and np.ptp(thr) > 0:
+                raise NeurosimError(f"population {k!r}: reset to v_reset={n.v_reset:g} with per-neuron thresholds")
+            v_init = _per_unit(n.v_init, n.shape, k, "initial membrane") / thr
+            n = dataclasses.replace(n, threshold=np.ones(1, np.float32), bias=np.zeros(1, np.float32),
+                                    v_init=np.full(1, float(np.mean(v_init)), np.float32) if np.any(v_init) else
+                                    np.zeros(1, np.float32), v_reset=float(n.v_reset / thr[0]))
+        if target == "norse" and n.leak != 1.0:
+            raise NeurosimError(f"population {k!r} is leaky (leak={n.leak:g}): the norse flavour writes IF neurons "
+                                "only (norse's LIF importer scales the input by dt/tau)")
+        if n.reset == "subtract":
+            lost.append(f"{k}: reset by subtraction becomes reset to {n.v_reset:g}")
+            n = dataclasses.replace(n, reset="zero")
+        if np.any(n.v_init != 0):
+            lost.append(f"{k}: initial membrane {float(np.mean(n.v_init)):.3g} (mean, in threshold units) dropped")
+            n = dataclasses.replace(n, v_init=np.zeros(1, np.float32))
+        nodes[k] = n
+    if target == "norse":  # average pool -> sum pool, 1/k^2 folded into the weight layers it feeds
+        for k, n in list(nodes.items()):
+            if not isinstance(n, AvgPool2d):
+                continue
+            area = float(n.kernel_size[0] * n.kernel_size[1])
+            if any(p != 0 for p in n.padding):
+                raise NeurosimError(f"node {k!r} (AvgPool2d with padding): norse's sum pool takes no padding")
+            nodes[k] = SumPool2d(n.inputs, kernel_size=n.kernel_size, stride=n.stride, padding=n.padding)
+            todo = list(_consumers(net, k))
+            while todo:
+                c = todo.pop()
+                if isinstance(nodes[c], Flatten):
+                    todo += _consumers(net, c)
+                elif isinstance(nodes[c], (Linear, Conv2d)):
+                    m = nodes[c]
+                    nodes[c] = dataclasses.replace(m, weight=(m.weight / area).astype(np.float32))
+                else:
+                    raise NeurosimError(f"node {k!r} (AvgPool2d) feeds {c!r} ({type(nodes[c]).__name__}), not a "
+                                        "weight layer: norse has no average pool to write it as")
+    ro = net.readout
+    if ro.kind == "membrane":
+        node = nodes[ro.node]
+        if isinstance(node, Add):  # a readout scale: fold it into the layer it scales
+            (src,) = node.inputs
+            feed = nodes.get(src)
+            if not isinstance(feed, (Linear, Conv2d)) or _consumers(net, src) != [ro.node]:
+                raise NeurosimError(f"readout {ro.node!r} scales {src!r}, which is not a weight layer of its own")
+            nodes[src] = _scale_rows(feed, np.broadcast_to(node.weights[0], (feed.weight.shape[0],)))
+            del nodes[ro.node]
+            ro = Readout(src, "membrane", ro.scale)
+    if net.encoding.kind == "poisson":
+        lost.append("input: Poisson encoding is not part of the graph; feed the library +-1 spike trains "
+                    "(neurosim.encoding.encode) instead of images")
+    return SpikingNetwork(net.input_shape, nodes, ro, net.encoding, dict(net.metadata)), lost
+
+
+def to_library_nir(net: SpikingNetwork, target: str, dt: float = 1e-4):
+    """A ``nir.NIRGraph`` that ``target``'s importer builds and runs (module docstring); warns once
+    (:class:`NIRExportWarning`) with everything it had to drop."""
+    import nir
+
+    eq, lost = library_equivalent(net, target)
+    if lost:
+        warnings.warn(f"NIR for {target}: {'; '.join(lost)}", NIRExportWarning, stacklevel=3)
+    nodes = {INPUT: nir.Input(input_type={"input": np.array(eq.input_shape)})}
+    edges: list[tuple[str, str]] = []
+    for k, n in eq.nodes.items():
+        shp = eq.shapes[k]
+        if isinstance(n, Linear):
+            nodes[k] = nir.Affine(weight=n.weight, bias=n.bias if n.bias is not None
+                                  else np.zeros(n.weight.shape[0], np.float32))
+        elif isinstance(n, Conv2d):
+            nodes[k] = nir.Conv2d(input_shape=tuple(eq.shapes[n.inputs[0]][1:]), weight=n.weight, stride=n.stride,
+                                  padding=n.padding, dilation=n.dilation, groups=n.groups,
+                                  bias=n.bias if n.bias is not None else np.zeros(n.weight.shape[0], np.float32))
+        elif isinstance(n, (AvgPool2d, SumPool2d)):
+            cls = nir.AvgPool2d if isinstance(n, AvgPool2d) else nir.SumPool2d
+            nodes[k] = cls(kernel_size=np.array(n.kernel_size), stride=np.array(n.stride), padding=np.array(n.padding))
+        elif isinstance(n, Flatten):
+            nodes[k] = nir.Flatten(input_type={"input": np.array(eq.shapes[n.inputs[0]])}, start_dim=1, end_dim=-1)
+        elif isinstance(n, Neurons):
+            ones, vr = np.ones(shp, np.float32), np.full(shp, n.v_reset, np.float32)
+            if target == "norse":
+                nodes[k] = nir.IF(r=ones, v_threshold=ones, v_reset=vr)
+            else:
+                tau = dt * _IF_TAU_STEPS if n.leak == 1.0 else dt / (1.0 - n.leak)
+                nodes[k] = nir.LIF(tau=np.full(shp, tau, np.float32), r=np.full(shp, tau / dt, np.float32),
+                                   v_leak=np.zeros(shp, np.float32), v_threshold=ones, v_reset=vr)
+        else:  # pragma: no cover - library_equivalent leaves only the kinds above
+            raise NeurosimError(f"no {target} NIR mapping for {n.kind} {k!r}")
+        edges += [(i, k) for i in n.inputs]
+    nodes["output"] = nir.Output(output_type={"output": np.array(eq.shapes[eq.readout.node])})
+    edges.append((eq.readout.node, "output"))
+    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
