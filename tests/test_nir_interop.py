@@ -116,3 +116,26 @@ def test_a_snntorch_network_imports_and_agrees_spike_for_spike():
         theirs = sum(net(x)[0] for _ in range(20)).numpy()
     r = ours.run(x.numpy(), 20, record_counts=True)
     assert np.array_equal(r.counts[ours.readout.node], theirs) and theirs.sum() > 0
+
+
+def test_a_sum_pool_is_written_as_the_pool_each_library_has():
+    """snntorch has no SumPool2d and norse no AvgPool2d: each flavour writes the other pool with k^2 folded
+    into the next weights; both lowered networks compute the same outputs (reference backend)."""
+    from neurosim.ir import Conv2d, Flatten, Linear, Neurons, Readout, SumPool2d
+
+    rng = np.random.default_rng(0)
+    net = SpikingNetwork((1, 8, 8), {
+        "c": Conv2d(("input",), weight=rng.normal(0, 0.5, (4, 1, 3, 3)).astype(np.float32), padding=1),
+        "n": Neurons(("c",), shape=(4, 8, 8), threshold=np.float32(0.7), reset="zero"),
+        "p": SumPool2d(("n",), kernel_size=2),
+        "f": Flatten(("p",)),
+        "fc": Linear(("f",), weight=rng.normal(0, 0.3, (5, 64)).astype(np.float32)),
+    }, Readout("fc", "membrane"))
+    x = rng.uniform(0, 1, (16, 1, 8, 8)).astype(np.float32)
+    runs = {}
+    for target, banned in (("snntorch", "SumPool2d"), ("norse", "AvgPool2d")):
+        eq, _ = library_equivalent(net, target)
+        assert banned not in {type(n).__name__ for n in eq.nodes.values()}
+        runs[target] = eq.run(x, 8, backend="reference").output
+    np.testing.assert_allclose(runs["snntorch"], runs["norse"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(runs["norse"], net.run(x, 8, backend="reference").output, rtol=1e-5, atol=1e-5)

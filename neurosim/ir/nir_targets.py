@@ -4,7 +4,8 @@ A library's NIR importer builds only part of NIR, with its own conventions (read
 snntorch 1.0.0's ``snntorch.import_nir.import_from_nir`` with nirtorch 2.6, norse 1.1.0's
 ``norse.torch.from_nir``):
 
-* **snntorch** builds ``Affine``/``Linear``/``Conv2d``/``Flatten``/``AvgPool2d`` and ``LIF`` (as
+* **snntorch** builds ``Affine``/``Linear``/``Conv2d``/``Flatten``/``AvgPool2d`` (a sum pool is written as
+  an average pool with ``k^2`` folded into the weights it feeds) and ``LIF`` (as
   ``snn.Leaky(beta=1 - dt/tau, reset_mechanism="zero", reset_delay=False)``, one scalar threshold per
   layer, input gain ``r dt / tau`` = 1). Its ``IF`` branch builds a ``Leaky(beta=0.9)`` without hidden
   state and cannot run, so an IF population is written as a LIF whose ``tau = 2^31 dt`` (``beta`` rounds
@@ -79,7 +80,7 @@ def library_equivalent(net: SpikingNetwork, target: str) -> tuple[SpikingNetwork
     """The network ``target``'s importer will run, in our IR, and the list of what was lost on the way.
 
     Exact folds (bias and threshold into the feeding layer, the readout scale into the last layer, an
-    average pool as a sum pool with ``1/k^2`` in the next weights for norse) keep every spike; the losses
+    average pool as a sum pool with ``1/k^2`` in the next weights for norse, the reverse for snntorch) keep every spike; the losses
     (subtractive reset, initial membrane) are applied here too, so running this network on any backend
     gives what the library will compute.
     """
@@ -126,25 +127,28 @@ def library_equivalent(net: SpikingNetwork, target: str) -> tuple[SpikingNetwork
             lost.append(f"{k}: initial membrane {float(np.mean(n.v_init)):.3g} (mean, in threshold units) dropped")
             n = dataclasses.replace(n, v_init=np.zeros(1, np.float32))
         nodes[k] = n
-    if target == "norse":  # average pool -> sum pool, 1/k^2 folded into the weight layers it feeds
-        for k, n in list(nodes.items()):
-            if not isinstance(n, AvgPool2d):
-                continue
-            area = float(n.kernel_size[0] * n.kernel_size[1])
-            if any(p != 0 for p in n.padding):
-                raise NeurosimError(f"node {k!r} (AvgPool2d with padding): norse's sum pool takes no padding")
-            nodes[k] = SumPool2d(n.inputs, kernel_size=n.kernel_size, stride=n.stride, padding=n.padding)
-            todo = list(_consumers(net, k))
-            while todo:
-                c = todo.pop()
-                if isinstance(nodes[c], Flatten):
-                    todo += _consumers(net, c)
-                elif isinstance(nodes[c], (Linear, Conv2d)):
-                    m = nodes[c]
-                    nodes[c] = dataclasses.replace(m, weight=(m.weight / area).astype(np.float32))
-                else:
-                    raise NeurosimError(f"node {k!r} (AvgPool2d) feeds {c!r} ({type(nodes[c]).__name__}), not a "
-                                        "weight layer: norse has no average pool to write it as")
+    # norse has no average pool and snntorch no sum pool: write the other one, the factor k^2 folded into
+    # the weight layers the pool feeds (through Flatten)
+    swap = (AvgPool2d, SumPool2d) if target == "norse" else (SumPool2d, AvgPool2d)
+    for k, n in list(nodes.items()):
+        if not isinstance(n, swap[0]):
+            continue
+        area = float(n.kernel_size[0] * n.kernel_size[1])
+        factor = 1.0 / area if target == "norse" else area
+        if target == "norse" and any(p != 0 for p in n.padding):
+            raise NeurosimError(f"node {k!r} ({n.kind} with padding): norse's sum pool takes no padding")
+        nodes[k] = swap[1](n.inputs, kernel_size=n.kernel_size, stride=n.stride, padding=n.padding)
+        todo = list(_consumers(net, k))
+        while todo:
+            c = todo.pop()
+            if isinstance(nodes[c], Flatten):
+                todo += _consumers(net, c)
+            elif isinstance(nodes[c], (Linear, Conv2d)):
+                m = nodes[c]
+                nodes[c] = dataclasses.replace(m, weight=(m.weight * factor).astype(np.float32))
+            else:
+                raise NeurosimError(f"node {k!r} ({n.kind}) feeds {c!r} ({type(nodes[c]).__name__}), not a weight "
+                                    f"layer: {target} has no {n.kind} to write it as")
     ro = net.readout
     if ro.kind == "membrane":
         node = nodes[ro.node]
