@@ -97,3 +97,14 @@ def test_constant_or_non_finite_calibration_data_is_refused(fill):
     m = models.create("mlp", in_features=16, hidden=(8,), num_classes=3)
     with pytest.raises(NeurosimError, match="constant" if fill == fill else "NaN"):
         neurosim.convert(m, torch.full((32, 16), fill))
+
+
+@pytest.mark.parametrize("name", ["bert_tiny", "gpt_tiny", "moe_tiny"])
+def test_converting_a_token_model_is_one_error_naming_the_layer(name):
+    """`convert(bert_tiny)` was a torch RuntimeError from shape propagation (token ids cast to float)."""
+    import models
+    import neurosim
+
+    m = models.create(name)
+    with pytest.raises(NeurosimError, match="Embedding|cannot trace"):
+        neurosim.convert(m, models.example_inputs(name, batch=4)[0])

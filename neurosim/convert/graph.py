@@ -162,14 +162,23 @@ def extract(module: nn.Module, example: torch.Tensor) -> AnnGraph:
                             f"Data-dependent control flow in forward() is not traceable; write the "
                             f"forward as a straight sequence of layers") from e
     gm = fx.GraphModule(module, graph)
+    mods = dict(module.named_modules())
+    for n in graph.nodes:  # refused before shape propagation, which would fail inside torch on token ids
+        if n.op == "call_module" and isinstance(mods.get(n.target), nn.Embedding):
+            raise _unsupported(n, f"nn.Embedding {n.target!r}", n.target,
+                               "token inputs (embeddings, attention) are not convertible yet: this converter "
+                               "takes real-valued inputs (images, vectors)")
     was_training = module.training
     module.eval()
     try:
         with torch.no_grad():
             ShapeProp(gm).propagate(example[:1])
+    except Exception as e:  # noqa: BLE001 - torch raises many types; name the model and the input
+        raise NeurosimError(f"cannot run {type(module).__name__} on an example of shape {tuple(example.shape)} "
+                            f"({type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:200]}); pass "
+                            "calibration data the model accepts") from None
     finally:
         module.train(was_training)
-    mods = dict(module.named_modules())
     ops: dict[str, Op] = {}
     alias: dict[str, str] = {}  # fx node -> the op that carries its value
     dropped: list[str] = []
