@@ -157,7 +157,7 @@ def _train(model, dataset, epochs, lr, batch_size, seed, patience, val_fraction,
                 logits = _logits(model, x)
                 loss = F.cross_entropy(logits, y)
                 if not torch.isfinite(loss):
-                    raise NeurosimError(f"training diverged: the loss is {float(loss)} at epoch {epoch}, batch "
+                    raise NeurosimError(f"training diverged: the loss is {float(loss.detach())} at epoch {epoch}, batch "
                                         f"{i // batch_size + 1} (lr={lr:g}); lower the learning rate")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
