@@ -127,3 +127,56 @@ def zoo_poisson(seed: int = 0) -> SpikingNetwork:
     }
     return SpikingNetwork(input_shape=(2, 4, 4), nodes=nodes, readout=Readout("out", "spike_count", 2.0),
                           encoding=Encoding("poisson", 1.0))
+
+
+def zoo_transformer(seed: int = 0, n_tok: int = 4, vocab: int = 11, d: int = 8, heads: int = 2) -> SpikingNetwork:
+    """Every Transformer operator (issue 13) on token-id input [n_tok]: Embedding + Constant position
+    embedding -> LayerNorm -> TokenLinear QKV -> Slice -> Reshape/Transpose into heads -> signed Q, K, V
+    as pairs of IF populations (x = relu(x) - relu(-x)) -> MatMul Q K^T -> causal Softmax -> IF on the
+    probabilities -> MatMul with V -> head merge -> TokenLinear -> residual Add -> GELU Activation ->
+    Concat behind a Constant class token -> Slice of the class token -> Reshape -> Linear readout."""
+    from neurosim.ir import (Activation, Concat, Constant, Embedding, LayerNorm, MatMul, Reshape, Slice, Softmax,
+                             TokenLinear, Transpose)
+
+    rng = np.random.default_rng(seed)
+    hd = d // heads
+    nodes = {
+        "emb": Embedding("input", weight=rng.normal(0, 1.0, (vocab, d))),
+        "pos": Constant((), value=rng.normal(0, 0.3, (n_tok, d))),
+        "x0": Add(("emb", "pos")),
+        "ln": LayerNorm("x0", weight=rng.uniform(.8, 1.2, d), bias=rng.normal(0, .1, d), eps=1e-5),
+        "qkv": TokenLinear("ln", weight=rng.normal(0, 1.0 / np.sqrt(d), (3 * d, d)), bias=rng.normal(0, .1, 3 * d)),
+    }
+    for j, nm in enumerate("qkv"):
+        nodes[f"{nm}_s"] = Slice("qkv", axis=1, start=j * d, stop=(j + 1) * d)
+        nodes[f"{nm}_h"] = Reshape(f"{nm}_s", shape=(n_tok, heads, hd))
+        nodes[f"{nm}_t"] = Transpose(f"{nm}_h", perm=(1, 0, 2))
+        nodes[f"{nm}_pos"] = Neurons(f"{nm}_t", shape=(heads, n_tok, hd), threshold=0.5, v_init=0.25)
+        nodes[f"{nm}_negin"] = Add((f"{nm}_t",), weights=[np.float32(-1.0)])
+        nodes[f"{nm}_neg"] = Neurons(f"{nm}_negin", shape=(heads, n_tok, hd), threshold=0.5, v_init=0.25)
+        nodes[nm] = Add((f"{nm}_pos", f"{nm}_neg"), weights=[np.float32(0.5), np.float32(-0.5)])
+    nodes.update({
+        "scores": MatMul(("q", "k"), transpose_b=True, scale=1.0 / np.sqrt(hd)),
+        "probs": Softmax("scores", causal=True),
+        "p_n": Neurons("probs", shape=(heads, n_tok, n_tok), threshold=0.25, v_init=0.125),
+        "p_s": Add(("p_n",), weights=[np.float32(0.25)]),
+        "att": MatMul(("p_s", "v")),
+        "merge_t": Transpose("att", perm=(1, 0, 2)),
+        "merge": Reshape("merge_t", shape=(n_tok, d)),
+        "proj": TokenLinear("merge", weight=rng.normal(0, 1.0 / np.sqrt(d), (d, d))),
+        "res": Add(("x0", "proj")),
+        "act": Activation("res", fn="gelu"),
+        "cls": Constant((), value=rng.normal(0, .5, (1, d))),
+        "cat": Concat(("cls", "act"), axis=0),
+        "tok0": Slice("cat", axis=0, start=1, stop=2),
+        "vec": Reshape("tok0", shape=(d,)),
+        "out": Linear("vec", weight=rng.normal(0, 1.0, (5, d)), bias=rng.normal(0, .1, 5)),
+    })
+    return SpikingNetwork(input_shape=(n_tok,), nodes=nodes, readout=Readout("out", "membrane"))
+
+
+def token_inputs(net: SpikingNetwork, batch: int, seed: int = 1) -> np.ndarray:
+    """Random token ids for a network whose input is read by an Embedding."""
+    emb = next(n for n in net.nodes.values() if type(n).__name__ == "Embedding")
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, emb.weight.shape[0], (batch, *net.input_shape)).astype(np.float32)

@@ -292,6 +292,9 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
     as keep the replicated synapses under ``max_synapses``). ``seed``: Poisson encoding.
     ``record_counts``: every neuron's net spike count C_T (``SimResult.counts``).
     """
+    from neurosim.backends._transformer import refuse
+
+    refuse(net, "brian2")  # Transformer operators: one clear error before anything is built
     import brian2 as b2
     import torch
 

@@ -580,6 +580,9 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
     result; samples with one step share a Lava run, ``result.lava_input_steps`` lists the steps). The
     result carries ``quantization`` (a DataFrame per layer, of the largest run) for ``fixed``.
     """
+    from neurosim.backends._transformer import refuse
+
+    refuse(net, "lava")  # Transformer operators: one clear error before anything is built
     _import_lava()
     import torch
 

@@ -24,11 +24,13 @@ import torch
 import torch.nn.functional as F
 
 from neurosim.backends import register_backend
+from neurosim.backends import _transformer as tf
 from neurosim.backends._terms import _node_fanout
 from neurosim.encoding import encode
 from neurosim.errors import NeurosimError
-from neurosim.ir import (INPUT, Add, AvgPool2d, Conv2d, Flatten, Linear, Neurons, SimResult, SpikeMaxPool2d,
-                         SpikingNetwork, SumPool2d)
+from neurosim.ir import (INPUT, Add, AvgPool2d, Conv2d, Flatten, Linear, MatMul, Neurons, SimResult, SpikeMaxPool2d,
+                         SpikingNetwork, SumPool2d, TokenLinear)
+from neurosim.ir.nodes import ACCUMULATED
 
 __all__ = ["reference_run", "simulate", "run"]
 
@@ -62,7 +64,15 @@ def simulate(net: SpikingNetwork, x, T: int, encoded=None, dtype=torch.float64, 
               for k, n in net.nodes.items() if isinstance(n, (Linear, Conv2d))}
     add_spiking = {k: [j for j, i in enumerate(n.inputs) if net.spike_source(i) is not None]
                    for k, n in net.nodes.items() if isinstance(n, Add)}
+    fanout.update({k: t_(tf.token_fanout(n, shapes[n.inputs[0]]))
+                   for k, n in net.nodes.items() if isinstance(n, TokenLinear)})
     synops = {k: 0.0 for k in fanout}
+    synops.update({k: 0.0 for k, n in net.nodes.items() if isinstance(n, MatMul)})
+    # nodes on accumulated input: running sums S_t of each input and the last g_{t-1} = (t-1) f(S/(t-1))
+    sums = {k: [torch.zeros(B, *shapes[i], dtype=dtype) for i in n.inputs]
+            for k, n in net.nodes.items() if isinstance(n, ACCUMULATED)}
+    g_prev = {k: torch.zeros(B, *shapes[k], dtype=dtype) for k in sums}
+    cache: dict = {}
     synops.update({k: 0.0 for k, js in add_spiking.items() if js})
     acc = torch.zeros(B, net.num_classes, dtype=dtype)
     trace = [] if record_trace else None
@@ -107,6 +117,16 @@ def simulate(net: SpikingNetwork, x, T: int, encoded=None, dtype=torch.float64, 
                 before = F.max_pool2d(cnt[k], n.kernel_size, n.stride, n.padding)
                 cnt[k] = cnt[k] + xs[0]
                 val[k] = F.max_pool2d(cnt[k], n.kernel_size, n.stride, n.padding) - before
+            elif isinstance(n, tf.STATELESS):
+                val[k] = tf.stateless(n, xs, B, dtype, cache)
+            elif isinstance(n, ACCUMULATED):
+                if isinstance(n, MatMul):
+                    synops[k] += tf.matmul_synops(n, xs[0], xs[1])
+                for j, xi in enumerate(xs):
+                    sums[k][j] = sums[k][j] + xi
+                g = (t + 1) * tf.fn(n, [s_ / (t + 1) for s_ in sums[k]], cache)
+                val[k] = g - g_prev[k]
+                g_prev[k] = g
             else:
                 raise NeurosimError(f"the reference backend has no rule for node kind {n.kind} ({k!r})")
         acc += val[net.readout.node]

@@ -36,11 +36,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from neurosim.backends import register_backend
+from neurosim.backends import _transformer as tf
 from neurosim.backends._terms import _node_fanout, signed_sources
 from neurosim.encoding import encode
 from neurosim.errors import NeurosimError
-from neurosim.ir import (INPUT, Add, AvgPool2d, Conv2d, Flatten, Linear, Neurons, SimResult, SpikeMaxPool2d,
-                         SpikingNetwork, SumPool2d)
+from neurosim.ir import (INPUT, Add, AvgPool2d, Conv2d, Flatten, Linear, MatMul, Neurons, SimResult, SpikeMaxPool2d,
+                         SpikingNetwork, SumPool2d, TokenLinear)
+from neurosim.ir.nodes import ACCUMULATED
 
 MODES = ("layer", "step")
 NEURON_IMPLS = ("auto", "snntorch", "torch", "numba")
@@ -265,10 +267,13 @@ class Lowered(nn.Module):
             self.key[k] = f"n{i}"  # ModuleDict keys may not contain dots
             if isinstance(n, Neurons):
                 self.neurons[self.key[k]] = _Populations(n, neuron_impl, dtype)
+            elif isinstance(n, (*tf.STATELESS, *ACCUMULATED)):
+                continue  # functional (neurosim.backends._transformer); weights cached in self.tf_cache
             else:
                 m = _lower(n, dtype)
                 if m is not None:
                     self.synapses[self.key[k]] = m
+        self.tf_cache: dict = {}
         self.add_w = {k: [torch.as_tensor(w, dtype=dtype) for w in n.weights]
                       for k, n in net.nodes.items() if isinstance(n, Add)}
         self.eval()
@@ -285,6 +290,8 @@ class Lowered(nn.Module):
                                 divisor_override=1)
         if isinstance(n, Flatten):
             return xs[0].flatten(1)
+        if isinstance(n, tf.STATELESS):
+            return tf.stateless(n, xs, xs[0].shape[0] if xs else 1, self.dtype, self.tf_cache)
         if isinstance(n, Add):
             out = None
             for x, w in zip(xs, self.add_w[k]):
@@ -323,6 +330,12 @@ class _Stats:
                 self.fanout[k] = [torch.as_tensor(_node_fanout(n, shape).reshape(shape))]
                 self.inputs[k] = [0]
                 self.synops[k] = 0.0
+            elif isinstance(n, TokenLinear):
+                self.fanout[k] = [torch.as_tensor(tf.token_fanout(n, net.shapes[n.inputs[0]]))]
+                self.inputs[k] = [0]
+                self.synops[k] = 0.0
+            elif isinstance(n, MatMul):
+                self.synops[k] = 0.0  # counted by the runners (nnz of each input's step value)
             elif isinstance(n, Add):
                 spk = [j for j, i in enumerate(n.inputs) if net.spike_source(i) is not None]
                 if spk:
@@ -363,7 +376,7 @@ def _run_layer(low: Lowered, e: torch.Tensor, const_input: bool, T: int, stats: 
     for k, n in net.nodes.items():
         ins = [vals[i] for i in n.inputs]
         if k in stats.synops:
-            for j in stats.inputs[k]:
+            for j in stats.inputs.get(k, ()):
                 i, v = n.inputs[j], ins[j]
                 nz = counts.get(i)
                 if nz is None:
@@ -397,6 +410,11 @@ def _run_layer(low: Lowered, e: torch.Tensor, const_input: bool, T: int, stats: 
             if stats.record_steps:
                 stats.steps[k].append((y != 0).flatten(2).sum(2).to(torch.float64).cpu())
             vals[k] = _Val(y)
+        elif isinstance(n, ACCUMULATED):
+            vals[k] = _accumulated_layer(low, k, n, ins, T, B, stats)
+        elif not n.inputs:  # Constant
+            v = torch.as_tensor(n.value, dtype=low.dtype, device=e.device)
+            vals[k] = _Val(v.expand(1, B, *v.shape), True)
         else:
             const = all(v.const for v in ins)
             xs = [v.x if const or not v.const else v.x.expand(T, *v.x.shape[1:]) for v in ins]
@@ -418,15 +436,43 @@ def _run_layer(low: Lowered, e: torch.Tensor, const_input: bool, T: int, stats: 
     return y.sum(0) / T, None
 
 
+def _accumulated_layer(low: Lowered, k: str, n, ins: list[_Val], T: int, B: int, stats: _Stats) -> _Val:
+    """A node on accumulated input (:mod:`neurosim.ir.nodes`) for all T steps at once: running means by
+    cumsum, ``g_t = t f(mean_t)`` in one batched call, ``y_t = g_t - g_{t-1}`` by a difference."""
+    if isinstance(n, MatMul):
+        a, b = ins
+        m = a.x.shape[-2]
+        nn_ = b.x.shape[-2] if n.transpose_b else b.x.shape[-1]
+        stats.synops[k] += float((a.x != 0).sum()) * (T if a.const else 1) * nn_ \
+            + float((b.x != 0).sum()) * (T if b.const else 1) * m
+    if all(v.const for v in ins):  # a constant input's running mean is the input itself
+        y = tf.fn(n, [v.x[0] for v in ins], low.tf_cache)
+        return _Val(y.unsqueeze(0), True)
+    steps = torch.arange(1, T + 1, dtype=low.dtype, device=ins[0].x.device)
+    means = []
+    for v in ins:
+        if v.const:
+            means.append(v.x.expand(T, *v.x.shape[1:]).flatten(0, 1))
+        else:
+            c = torch.cumsum(v.x, 0)
+            means.append((c / steps.view(T, *([1] * (c.dim() - 1)))).flatten(0, 1))
+    f = tf.fn(n, means, low.tf_cache).unflatten(0, (T, B))
+    g = f * steps.view(T, *([1] * (f.dim() - 1)))
+    return _Val(torch.diff(g, dim=0, prepend=torch.zeros_like(g[:1])))
+
+
 def _run_step(low: Lowered, e: torch.Tensor, const_input: bool, T: int, stats: _Stats, record: bool):
     net = low.net
     B = e.shape[1]
     mem = {k: low.neurons[low.key[k]].init_state(B, e.device, low.dtype) for k in net.populations}
     counts = {k: torch.zeros(B, *net.shapes[n.inputs[0]], dtype=low.dtype, device=e.device)
               for k, n in net.nodes.items() if isinstance(n, SpikeMaxPool2d)}
-    nonzero = {(k, j): 0 for k in stats.synops for j in stats.inputs[k]}
+    nonzero = {(k, j): 0 for k in stats.synops for j in stats.inputs.get(k, ())}
     pop_counts = {k: 0 for k in net.populations}
     steps: dict[str, list] = {k: [] for k in stats.steps if k != INPUT}
+    sums = {k: [torch.zeros(B, *net.shapes[i], dtype=low.dtype, device=e.device) for i in n.inputs]
+            for k, n in net.nodes.items() if isinstance(n, ACCUMULATED)}
+    g_prev = {k: torch.zeros(B, *net.shapes[k], dtype=low.dtype, device=e.device) for k in sums}
     acc = torch.zeros(B, net.num_classes, dtype=low.dtype, device=e.device)
     trace = torch.empty(T, B, net.num_classes, dtype=low.dtype, device=e.device) if record else None
     for t in range(T):
@@ -434,7 +480,7 @@ def _run_step(low: Lowered, e: torch.Tensor, const_input: bool, T: int, stats: _
         for k, n in net.nodes.items():
             xs = [v[i] for i in n.inputs]
             if k in stats.synops:
-                for j in stats.inputs[k]:
+                for j in stats.inputs.get(k, ()):
                     nonzero[(k, j)] = nonzero[(k, j)] + (xs[j] != 0).to(torch.int64)
             if isinstance(n, Neurons):
                 v[k], mem[k] = low.neurons[low.key[k]].step(xs[0], mem[k])
@@ -449,6 +495,15 @@ def _run_step(low: Lowered, e: torch.Tensor, const_input: bool, T: int, stats: _
                 v[k] = F.max_pool2d(counts[k], n.kernel_size, n.stride, n.padding) - before
                 if stats.record_steps:
                     steps[k].append((v[k] != 0).flatten(1).sum(1).to(torch.float64).cpu())
+            elif isinstance(n, ACCUMULATED):
+                if isinstance(n, MatMul):
+                    stats.synops[k] += tf.matmul_synops(n, xs[0], xs[1])
+                sums[k] = [s_ + x_ for s_, x_ in zip(sums[k], xs)]
+                g = (t + 1) * tf.fn(n, [s_ / (t + 1) for s_ in sums[k]], low.tf_cache)
+                v[k], g_prev[k] = g - g_prev[k], g
+            elif not n.inputs:  # Constant
+                c = torch.as_tensor(n.value, dtype=low.dtype, device=e.device)
+                v[k] = c.expand(B, *c.shape)
             else:
                 v[k] = low.apply(k, xs)
         acc = acc + v[net.readout.node]

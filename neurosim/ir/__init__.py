@@ -52,6 +52,20 @@ Time runs ``t = 1 .. T`` in unit steps (dimensionless; ``dt`` only matters for N
      ``y_t = maxpool(C_t) - maxpool(C_{t-1})``. Because counts change by at most 1 per step the output
      is again a 0/1 spike train (-1/0/1 for signed inputs), and its count after any ``t`` equals the
      largest input count in the window: the rate of max-pooled rates, exactly.
+   * **Transformer operators** (:mod:`neurosim.ir.nodes`, issue 13). Stateless: :class:`Embedding`
+     (``y_t = weight[in_t]``, token ids in, embedded rows out: the token input encoding),
+     :class:`Constant` (``y_t = value``, no inputs: class token, position embedding), :class:`Reshape`,
+     :class:`Transpose` (per-sample axes), :class:`Slice`, :class:`Concat`, :class:`TokenLinear`
+     (``y_t = in_t W^T + b`` on the last axis of ``[tokens, features]``). On accumulated input, with
+     running sums ``S_t = sum_{s<=t} in_s`` of their inputs::
+
+         g_t = t * f(S_t / t),   y_t = g_t - g_{t-1},   g_0 = 0
+
+     so the time average of the output is exactly ``f`` of the time average of the input at every
+     ``t``: :class:`MatMul` (``f(A, B) = scale * A op(B)``, the product of two streams; ``op`` is the
+     transpose with ``transpose_b``), :class:`Softmax` (last axis, optional causal mask),
+     :class:`LayerNorm`, :class:`Activation` (GELU, GELU-tanh, SiLU, tanh). Their outputs are graded
+     values; a population of Neurons after them makes spikes again.
 3. **Readout** (:class:`Readout`) accumulates ``A <- A + y_t`` of its node: ``membrane`` reads a
    synaptic node's current (a non-spiking integrator, which NIR calls ``I``); ``spike_count`` reads
    a Neurons population's spikes. After ``T`` steps ``output = scale * A / T`` (the time-average,
@@ -74,10 +88,14 @@ from neurosim.ir.network import FORMAT_VERSION, SpikingNetwork
 from neurosim.ir.nir import from_nir, to_nir
 from neurosim.ir.nodes import (ENCODINGS, INPUT, NODE_TYPES, READOUTS, RESETS, Add, AvgPool2d, Conv2d, Encoding,
                                Flatten, Linear, Neurons, Node, Readout, SpikeMaxPool2d, SumPool2d)
+from neurosim.ir.nodes import (ACTIVATION_FNS, TRANSFORMER_NODES, Activation, Concat, Constant, Embedding, LayerNorm,
+                               MatMul, Reshape, Slice, Softmax, TokenLinear, Transpose)
 from neurosim.ir.result import SimResult
 
 __all__ = [
     "Node", "Linear", "Conv2d", "AvgPool2d", "SumPool2d", "SpikeMaxPool2d", "Flatten", "Add", "Neurons",
     "Encoding", "Readout", "SpikingNetwork", "SimResult", "NODE_TYPES", "INPUT", "ENCODINGS", "READOUTS", "RESETS",
     "FORMAT_VERSION", "to_nir", "from_nir",
+    "Embedding", "Constant", "Reshape", "Transpose", "Slice", "Concat", "TokenLinear", "MatMul", "Softmax",
+    "LayerNorm", "Activation", "TRANSFORMER_NODES", "ACTIVATION_FNS",
 ]

@@ -149,7 +149,7 @@ class SpikingNetwork:
         """Synaptic layers on the longest input-to-readout path (the latency a delayed backend adds)."""
         d = {INPUT: 0}
         for k, n in self.nodes.items():
-            d[k] = max(d[i] for i in n.inputs) + int(isinstance(n, (Linear, Conv2d)))
+            d[k] = max((d[i] for i in n.inputs), default=0) + int(isinstance(n, (Linear, Conv2d)))
         return d[self.readout.node]
 
     def summary(self):

@@ -371,3 +371,293 @@ class Readout:
         if self.kind not in READOUTS:
             raise NeurosimError(f"unknown readout {self.kind!r}; valid: {', '.join(READOUTS)}")
         self.scale = float(self.scale)
+
+
+# ---- Transformer operators (issue 13) -----------------------------------------------------------------
+#
+# Shapes are per sample as everywhere: a token sequence is [N, D] (tokens, features), attention heads
+# [H, N, d]. The nodes below split in three groups:
+#
+# * stateless and linear (act on the step-t value, like Linear): Embedding (the token input encoding),
+#   Constant, Reshape, Transpose, Slice, Concat, TokenLinear;
+# * on accumulated input (stateful, nonlinear): MatMul (the product of two streams), Softmax, LayerNorm,
+#   Activation. Each keeps the running sums ``S_t = sum_{s<=t} in_s`` of its inputs and emits
+#
+#       g_t = t * f(S_t / t),        y_t = g_t - g_{t-1},        g_0 = 0
+#
+#   so that ``sum_{s<=t} y_s = t * f(S_t / t)``: the time average of the output equals ``f`` of the time
+#   average of the input at every t, exactly (whatever the input's timing). This is the rate-coded
+#   (mean) form of SpikeZIP-TF's accumulate-and-difference operators (You et al., ICML 2024, whose
+#   spike-equivalent self-attention and Spike-Softmax/LayerNorm emit f(S_t) - f(S_{t-1}) on sums, the
+#   integral form). Their outputs are graded (real-valued) and dense at every step: a population of
+#   Neurons after them turns them back into spikes.
+
+def _axis(axis: int, ndim: int, node: str) -> int:
+    axis = int(axis)
+    if not -ndim <= axis < ndim:
+        raise NeurosimError(f"{node}: axis {axis} out of range for a {ndim}-D per-sample shape")
+    return axis % ndim
+
+
+@dataclass(eq=False)
+class Embedding(Node):
+    """Token input encoding: ``y_t = weight[ids]`` with ``ids = in_t`` (integer token ids as floats).
+
+    ``weight`` [vocab, D]; input [N] ids, output [N, D] (the embedded rows as direct current, every
+    step). An id that is not an integer in ``[0, vocab)`` is refused by the backend at run time.
+    Reads the network input with ``direct`` encoding (ids are not rates).
+    """
+
+    weight: np.ndarray = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.weight = _f32(self.weight, "weight", "Embedding")
+        if self.weight.ndim != 2:
+            raise NeurosimError(f"Embedding weight must be 2-D [vocab, D], got shape {self.weight.shape}")
+
+    def out_shape(self, in_shapes):
+        (s,) = in_shapes
+        if len(s) != 1:
+            raise NeurosimError(f"Embedding reads a 1-D sequence of token ids, got shape {s}")
+        return (s[0], self.weight.shape[1])
+
+
+@dataclass(eq=False)
+class Constant(Node):
+    """A constant input (class token, position embedding, a bias map): ``y_t = value``; no inputs."""
+
+    arity: ClassVar[int | None] = 0
+    value: np.ndarray = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.value = _f32(self.value, "value", "Constant")
+        if self.value.ndim < 1 or self.value.size < 1:
+            raise NeurosimError(f"Constant value must be a non-empty array, got shape {self.value.shape}")
+
+    def out_shape(self, in_shapes):
+        return tuple(int(s) for s in self.value.shape)
+
+
+@dataclass(eq=False)
+class Reshape(Node):
+    """Row-major reshape of the per-sample value to ``shape`` (head split/merge, patch grid to tokens)."""
+
+    shape: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.shape = tuple(int(s) for s in self.shape)
+        if not self.shape or min(self.shape) < 1:
+            raise NeurosimError(f"Reshape shape must be non-empty and positive, got {self.shape}")
+
+    def out_shape(self, in_shapes):
+        (s,) = in_shapes
+        if int(np.prod(s)) != int(np.prod(self.shape)):
+            raise NeurosimError(f"Reshape cannot turn {s} ({int(np.prod(s))} values) into {self.shape}")
+        return self.shape
+
+
+@dataclass(eq=False)
+class Transpose(Node):
+    """Permutation of the per-sample axes: ``y = in.permute(perm)`` (batch excluded)."""
+
+    perm: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.perm = tuple(int(p) for p in self.perm)
+        if sorted(self.perm) != list(range(len(self.perm))) or len(self.perm) < 2:
+            raise NeurosimError(f"Transpose perm must be a permutation of 0..n-1 (n >= 2), got {self.perm}")
+
+    def out_shape(self, in_shapes):
+        (s,) = in_shapes
+        if len(s) != len(self.perm):
+            raise NeurosimError(f"Transpose perm {self.perm} does not fit a {len(s)}-D shape {s}")
+        return tuple(s[p] for p in self.perm)
+
+
+@dataclass(eq=False)
+class Slice(Node):
+    """``y = in[..., start:stop, ...]`` along per-sample ``axis`` (Q/K/V split, the class token)."""
+
+    axis: int = 0
+    start: int = 0
+    stop: int = 1
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.axis, self.start, self.stop = int(self.axis), int(self.start), int(self.stop)
+
+    def out_shape(self, in_shapes):
+        (s,) = in_shapes
+        ax = _axis(self.axis, len(s), "Slice")
+        if not 0 <= self.start < self.stop <= s[ax]:
+            raise NeurosimError(f"Slice [{self.start}:{self.stop}] must lie within axis {ax} of size {s[ax]}")
+        return s[:ax] + (self.stop - self.start,) + s[ax + 1:]
+
+
+@dataclass(eq=False)
+class Concat(Node):
+    """Concatenation of the inputs along per-sample ``axis`` (class token before the patches)."""
+
+    arity: ClassVar[int | None] = None
+    axis: int = 0
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.axis = int(self.axis)
+
+    def out_shape(self, in_shapes):
+        nd = len(in_shapes[0])
+        ax = _axis(self.axis, nd, "Concat")
+        rest = {s[:ax] + s[ax + 1:] for s in in_shapes}
+        if any(len(s) != nd for s in in_shapes) or len(rest) != 1:
+            raise NeurosimError(f"Concat inputs {in_shapes} differ outside axis {ax}")
+        s0 = in_shapes[0]
+        return s0[:ax] + (sum(s[ax] for s in in_shapes),) + s0[ax + 1:]
+
+
+@dataclass(eq=False)
+class TokenLinear(Node):
+    """Token-wise dense synapses: ``y_t = in_t W^T + b`` on the last axis of ``[..., in]`` (every token
+    shares ``W`` [out, in]; ``b`` [out] or None is a constant current)."""
+
+    weight: np.ndarray = None
+    bias: np.ndarray | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.weight = _f32(self.weight, "weight", "TokenLinear")
+        if self.weight.ndim != 2:
+            raise NeurosimError(f"TokenLinear weight must be 2-D [out, in], got shape {self.weight.shape}")
+        if self.bias is not None:
+            self.bias = _f32(self.bias, "bias", "TokenLinear")
+            if self.bias.shape != (self.weight.shape[0],):
+                raise NeurosimError(f"TokenLinear bias must have shape ({self.weight.shape[0]},), "
+                                    f"got {self.bias.shape}")
+
+    def out_shape(self, in_shapes):
+        (s,) = in_shapes
+        if len(s) < 2 or s[-1] != self.weight.shape[1]:
+            raise NeurosimError(f"TokenLinear expects input [..., {self.weight.shape[1]}] with at least one "
+                                f"token axis, got {s}")
+        return s[:-1] + (self.weight.shape[0],)
+
+
+class _OnAccumulated(Node):
+    """Marker base: the node keeps running sums of its inputs (see the section comment above)."""
+
+
+@dataclass(eq=False)
+class MatMul(_OnAccumulated):
+    """The product of two streams: on running sums ``A_t``, ``B_t`` of the inputs,
+
+        g_t = scale * A_t op(B_t) / t,   y_t = g_t - g_{t-1}     (op(B) = B^T if ``transpose_b``)
+
+    so the output's time average is ``scale * mean(A) op(mean(B))`` at every t, exactly (the rate form
+    of SpikeZIP-TF's y_t = A_t B_t^T - A_{t-1} B_{t-1}^T). Inputs ``a`` [..., M, K] and ``b`` [..., K, N]
+    ([..., N, K] with ``transpose_b``), the same leading (head) axes. Cost per step: the increments
+    ``a_t op(B_{t-1}) + A_t op(b_t)`` take ``nnz(a_t) N + nnz(b_t) M`` MACs (what SynOps counts), and the
+    1/t renormalisation touches all ``M N`` outputs; the output is graded and dense.
+    """
+
+    arity: ClassVar[int | None] = 2
+    transpose_b: bool = False
+    scale: float = 1.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.transpose_b, self.scale = bool(self.transpose_b), float(self.scale)
+        if not np.isfinite(self.scale):
+            raise NeurosimError(f"MatMul scale must be finite, got {self.scale}")
+
+    def dims(self, in_shapes) -> tuple[int, int, int]:
+        a, b = in_shapes
+        bk, bn = (b[-1], b[-2]) if self.transpose_b else (b[-2], b[-1])
+        return a[-2], a[-1], bn if bk == a[-1] else -1
+
+    def out_shape(self, in_shapes):
+        a, b = in_shapes
+        if len(a) < 2 or len(a) != len(b) or a[:-2] != b[:-2]:
+            raise NeurosimError(f"MatMul inputs must be [..., M, K] and [..., K, N] with equal leading axes, "
+                                f"got {a} and {b}{' (b transposed)' if self.transpose_b else ''}")
+        m, k, n = self.dims(in_shapes)
+        if n < 0:
+            raise NeurosimError(f"MatMul inner sizes differ: {a} times {b}{'^T' if self.transpose_b else ''}")
+        return a[:-2] + (m, n)
+
+
+@dataclass(eq=False)
+class Softmax(_OnAccumulated):
+    """Softmax over the last axis on accumulated input: ``g_t = t softmax(S_t / t)``, ``y_t = g_t - g_{t-1}``.
+
+    ``causal``: the last two axes are [queries, keys] (square) and key ``j > i`` is masked out of query
+    ``i`` (probability 0; GPT's decoder mask). Output graded in ``[0, 1]`` on average, dense.
+    """
+
+    causal: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.causal = bool(self.causal)
+
+    def out_shape(self, in_shapes):
+        (s,) = in_shapes
+        if self.causal and (len(s) < 2 or s[-1] != s[-2]):
+            raise NeurosimError(f"causal Softmax needs square [.., queries, keys] scores, got {s}")
+        return s
+
+
+@dataclass(eq=False)
+class LayerNorm(_OnAccumulated):
+    """LayerNorm over the last axis on accumulated input: ``g_t = t LN(S_t / t)``, ``y_t = g_t - g_{t-1}``,
+    ``LN(x) = (x - mean) / sqrt(var + eps) * weight + bias`` (biased variance, as torch)."""
+
+    weight: np.ndarray = None
+    bias: np.ndarray = None
+    eps: float = 1e-5
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.weight = _f32(self.weight, "weight", "LayerNorm")
+        self.bias = _f32(np.zeros_like(self.weight) if self.bias is None else self.bias, "bias", "LayerNorm")
+        if self.weight.ndim != 1 or self.bias.shape != self.weight.shape:
+            raise NeurosimError(f"LayerNorm weight and bias must be 1-D of one size, got {self.weight.shape} "
+                                f"and {self.bias.shape}")
+        self.eps = float(self.eps)
+        if not self.eps > 0:
+            raise NeurosimError(f"LayerNorm eps must be positive, got {self.eps}")
+
+    def out_shape(self, in_shapes):
+        (s,) = in_shapes
+        if s[-1] != self.weight.shape[0]:
+            raise NeurosimError(f"LayerNorm over {self.weight.shape[0]} features fed shape {s}")
+        return s
+
+
+ACTIVATION_FNS = ("gelu", "gelu_tanh", "silu", "tanh")
+
+
+@dataclass(eq=False)
+class Activation(_OnAccumulated):
+    """An elementwise nonlinearity on accumulated input: ``g_t = t f(S_t / t)``, ``y_t = g_t - g_{t-1}``;
+    ``fn`` one of :data:`ACTIVATION_FNS` (GELU erf / tanh form, SiLU, tanh). A ReLU is not this node:
+    it converts to a population of IF neurons (spikes)."""
+
+    fn: str = "gelu"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.fn not in ACTIVATION_FNS:
+            raise NeurosimError(f"Activation fn {self.fn!r} unknown; valid: {', '.join(ACTIVATION_FNS)}")
+
+    def out_shape(self, in_shapes):
+        return in_shapes[0]
+
+
+TRANSFORMER_NODES: dict[str, type[Node]] = {c.__name__: c for c in (
+    Embedding, Constant, Reshape, Transpose, Slice, Concat, TokenLinear, MatMul, Softmax, LayerNorm, Activation)}
+NODE_TYPES.update(TRANSFORMER_NODES)
+ACCUMULATED = (MatMul, Softmax, LayerNorm, Activation)
