@@ -280,7 +280,7 @@ def _calc_row(stp, st, is_ifmap, K, base, woff, prow, pcol, wrow, wcol, H, W, cl
 
 @njit(cache=True)
 def _user_loop(mode, stp, st, K, base, woff, prow, pcol, wrow, wcol, H, W, lo, hi, X0, dx, Y0, dy, cycle, off, lines,
-               one):
+               one, v3):
     version = st[U_VERSION]
     anyv = False
     offset = 1
@@ -296,7 +296,13 @@ def _user_loop(mode, stp, st, K, base, woff, prow, pcol, wrow, wcol, H, W, lo, h
             st[U_VERSION] += 1
             st[U_ACCESS] += st[U_NREQ] * st[U_BW]
             st[U_P] += st[U_NREQ] + 1  # bursts chain back to back: request the cycle after the last landed
-            offset = st[U_P] - cycle
+            if v3:  # SCALE-Sim 3.0.0 adds a positive wait twice (its read_buffer.py; SCALE-Sim issue #130)
+                pot = st[U_P] - cycle - offset
+                offset += pot
+                if pot > 0:
+                    offset += pot
+            else:
+                offset = st[U_P] - cycle
         version = st[U_VERSION]
         stp[idx] = version
     return anyv, cycle + offset
@@ -304,16 +310,16 @@ def _user_loop(mode, stp, st, K, base, woff, prow, pcol, wrow, wcol, H, W, lo, h
 
 @njit(cache=True)
 def _user_row(stp, st, is_ifmap, K, base, woff, prow, pcol, wrow, wcol, H, W, clip, lo, hi, X0, dx, Y0, dy, cycle,
-              off, lines, one):
+              off, lines, one, v3):
     """USER-mode read buffer, one demand row: returns (any word read, cycle the row is served)."""
     if not is_ifmap:
         return _user_loop(0, stp, st, K, base, woff, prow, pcol, wrow, wcol, H, W, lo, hi, X0, dx, Y0, dy, cycle,
-                          off, lines, one)
+                          off, lines, one, v3)
     if clip:
         return _user_loop(2, stp, st, K, base, woff, prow, pcol, wrow, wcol, H, W, lo, hi, X0, dx, Y0, dy, cycle,
-                          off, lines, one)
+                          off, lines, one, v3)
     return _user_loop(1, stp, st, K, base, woff, prow, pcol, wrow, wcol, H, W, lo, hi, X0, dx, Y0, dy, cycle,
-                      off, lines, one)
+                      off, lines, one, v3)
 
 
 @njit(cache=True)
@@ -352,10 +358,12 @@ def _write_row(ring, wst, n, cur):
 
 @njit(cache=True)
 def simulate_layer(specs, F, cycles_fold, R, C, Sr, Sc, T, K, N, base, woff, pos, sizes, user, rd_bw, wr_bw, words,
-                   if_off, if_lines, if_one, if_par, f_off, f_lines, f_one, f_par, row_cycles, out_i, out_f):
+                   if_off, if_lines, if_one, if_par, f_off, f_lines, f_one, f_par, row_cycles, out_i, out_f, v3=False):
     """Run one layer's demand rows through the memory system.
 
-    ``cycles_fold``: the cycles per fold SCALE-Sim divides by for compute utilisation.
+    ``cycles_fold``: the cycles per fold SCALE-Sim divides by for compute utilisation; ``rd_bw``: DRAM read
+    words per cycle of the ifmap and the filter buffer (``int64[2]``); ``v3``: SCALE-Sim 3.0.0's stall accounting
+    (a positive read wait counted twice, an ofmap write's stall without 2.0.2's ``- 1``).
     ``sizes``: words of the ifmap and filter operands; ``words``: SRAM words (ifmap, filter, ofmap);
     ``*_off/_lines/_par``: USER-mode line tables (:func:`prefetch_lines`); ``row_cycles``: ``[rows, 3]``
     served cycles per row for traces (or 0 rows). Results go to ``out_i`` (int64[20]) and ``out_f``.
@@ -374,14 +382,15 @@ def simulate_layer(specs, F, cycles_fold, R, C, Sr, Sc, T, K, N, base, woff, pos
         if user:
             par = if_par if o == 0 else f_par
             active = (words[o] + 1) // 2
-            nl0 = min((active + rd_bw - 1) // rd_bw, par[3])  # the initial fill of the active half
+            bw = rd_bw[o]
+            nl0 = min((active + bw - 1) // bw, par[3])  # the initial fill of the active half
             st[U_P] = -1  # requested before cycle 0, it lands by cycle -1
-            st[U_ACCESS] = nl0 * rd_bw
+            st[U_ACCESS] = nl0 * bw
             st[U_NLINES] = par[0]
             st[U_NACTIVE] = par[1]
             st[U_NPREF] = par[2]
-            st[U_NREQ] = (words[o] - active + rd_bw - 1) // rd_bw
-            st[U_BW] = rd_bw
+            st[U_NREQ] = (words[o] - active + bw - 1) // bw
+            st[U_BW] = bw
             st[U_DSTART] = -nl0
         else:
             st[C_NSET] = words[o] // 100
@@ -423,7 +432,7 @@ def simulate_layer(specs, F, cycles_fold, R, C, Sr, Sc, T, K, N, base, woff, pos
                 if hi > lo:
                     if user:
                         anyv, out_a = _user_row(stamp_i, st_i, True, K, base, woff, prow, pcol, wrow, wcol, H, W,
-                                                clip, lo, hi, X0, dx, Y0, dy, cycle, if_off, if_lines, if_one)
+                                                clip, lo, hi, X0, dx, Y0, dy, cycle, if_off, if_lines, if_one, v3)
                     else:
                         anyv = _calc_row(stamp_i, st_i, True, K, base, woff, prow, pcol, wrow, wcol, H, W, clip,
                                          lo, hi, X0, dx, Y0, dy, cycle)
@@ -437,7 +446,7 @@ def simulate_layer(specs, F, cycles_fold, R, C, Sr, Sc, T, K, N, base, woff, pos
                 if hi > lo:
                     if user:
                         anyv, out_b = _user_row(stamp_f, st_f, False, K, base, woff, prow, pcol, wrow, wcol, H, W,
-                                                False, lo, hi, X0, dx, Y0, dy, cycle, f_off, f_lines, f_one)
+                                                False, lo, hi, X0, dx, Y0, dy, cycle, f_off, f_lines, f_one, v3)
                     else:
                         anyv = _calc_row(stamp_f, st_f, False, K, base, woff, prow, pcol, wrow, wcol, H, W, False,
                                          lo, hi, X0, dx, Y0, dy, cycle)
@@ -457,7 +466,9 @@ def simulate_layer(specs, F, cycles_fold, R, C, Sr, Sc, T, K, N, base, woff, pos
                     row_cycles[g, 0] = out_a
                     row_cycles[g, 1] = out_b
                     row_cycles[g, 2] = out_o
-                stall += max(out_a - cycle - 1, out_b - cycle - 1, out_o - cycle - 1)
+                # 2.0.2 counts a write wait as out - cycle - 1 (a row without one then reads -1, and a row whose
+                # reads were served early sums to a negative stall, SCALE-Sim issue #100); 3.0.0 drops the - 1
+                stall += max(out_a - cycle - 1, out_b - cycle - 1, out_o - cycle - (0 if v3 else 1))
                 g += 1
 
     total = out_o

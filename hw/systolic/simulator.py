@@ -30,8 +30,14 @@ from neurosim.errors import NeurosimError
 
 COMPUTE_COLUMNS = ["LayerID", "Total Cycles", "Stall Cycles", "Overall Util %", "Mapping Efficiency %",
                    "Compute Util %"]
+#: SCALE-Sim 3.0.0's COMPUTE_REPORT: a first column from the first DRAM read to the last DRAM write
+COMPUTE_COLUMNS_V3 = ["LayerID", "Total Cycles (incl. prefetch)", *COMPUTE_COLUMNS[1:]]
 BANDWIDTH_COLUMNS = ["LayerID", "Avg IFMAP SRAM BW", "Avg FILTER SRAM BW", "Avg OFMAP SRAM BW",
                      "Avg IFMAP DRAM BW", "Avg FILTER DRAM BW", "Avg OFMAP DRAM BW"]
+#: 3.0.0's BANDWIDTH_REPORT with sparsity on: the filter metadata's SRAM bandwidth after the filter's
+BANDWIDTH_COLUMNS_SPARSE = [*BANDWIDTH_COLUMNS[:3], "Avg FILTER Metadata SRAM BW", *BANDWIDTH_COLUMNS[3:]]
+SPARSE_COLUMNS = ["LayerID", "Sparsity Representation", "Original Filter Storage", "New Storage (Filter+Metadata)",
+                  "Filter Metadata Storage", "Avg FILTER Metadata SRAM BW"]
 DETAIL_COLUMNS = ["LayerID",
                   "SRAM IFMAP Start Cycle", "SRAM IFMAP Stop Cycle", "SRAM IFMAP Reads",
                   "SRAM Filter Start Cycle", "SRAM Filter Stop Cycle", "SRAM Filter Reads",
@@ -78,6 +84,19 @@ class LayerResult:
     ofmap_dram_writes: int
     rows: int
     energy_pj: dict = field(default_factory=dict)
+    # SCALE-Sim 3.0.0's items: cycles from the first DRAM read to the last DRAM write; with sparsity on, the
+    # filter rows left after N:M compression and the filter storage (original, compressed + metadata, metadata)
+    overall_cycles: int = 0
+    sparse_k: int = 0
+    filter_storage: tuple = ()
+
+    @property
+    def metadata_bw(self):
+        return self.filter_storage[2] / self.total_cycles if self.filter_storage else 0.0
+
+    def bandwidth_row(self, sparse=False):
+        b = self.bandwidths
+        return [*b[:2], self.metadata_bw, *b[2:]] if sparse else b
 
     # SCALE-Sim's bandwidth items
     @property
@@ -88,8 +107,9 @@ class LayerResult:
                 self.filter_dram_reads / float(self.filter_dram_stop - self.filter_dram_start + 1),
                 self.ofmap_dram_writes / float(self.ofmap_dram_stop - self.ofmap_dram_start + 1)]
 
-    def compute_row(self):
-        return [self.total_cycles, self.stall_cycles, self.overall_util, self.mapping_eff, self.compute_util]
+    def compute_row(self, v3=False):
+        row = [self.total_cycles, self.stall_cycles, self.overall_util, self.mapping_eff, self.compute_util]
+        return [self.overall_cycles, *row] if v3 else row
 
     def detail_row(self):
         return [self.ifmap_sram_start, self.ifmap_sram_stop, self.ifmap_sram_reads,
@@ -111,29 +131,56 @@ def sram_access_counts(dataflow: str, R: int, C: int, M: int, K: int, N: int):
     return Sr * Sc, cf * T * Sr, rf * T * Sc
 
 
+def filter_storage(rep: str, layer: Layer) -> tuple:
+    """SCALE-Sim 3.0.0's filter storage of an N:M sparse layer: ``(original, compressed + metadata, metadata)``
+    words. The ``K x N`` filter keeps ``K'`` rows (:attr:`Layer.sparse_K`), ``nnz = K' N`` weights: CSR stores
+    them with column ids and ``K + 1`` row pointers, CSC with row ids and ``N + 1`` column pointers, blocked
+    ELLPACK with ``ceil(log2 M)`` bits of index per kept weight in 32-bit words (a float, as 3.0.0 reports it)."""
+    K, N, Kp = layer.K, layer.N, layer.sparse_K
+    nnz = Kp * N
+    if rep == "csr":
+        return K * N, 2 * nnz + K + 1, nnz + K + 1
+    if rep == "csc":
+        return K * N, 2 * nnz + N + 1, nnz + N + 1
+    meta = (Kp * N * math.ceil(math.log2(layer.sparsity_m))) / 32
+    return K * N, Kp * N + meta, meta
+
+
 def simulate_layer(cfg: SystolicConfig, layer: Layer, *, row_cycles: np.ndarray | None = None) -> LayerResult:
-    """Simulate one layer (one instance; ``layer.repeat`` is carried along, not multiplied in)."""
+    """Simulate one layer (one instance; ``layer.repeat`` is carried along, not multiplied in).
+
+    With SCALE-Sim 3.0.0's sparsity on, an ``N:M`` layer runs as 3.0.0 maps it: the filter operand keeps the
+    window rows ``j`` with ``j % M < N`` and the ifmap operand the same columns, a ``K'``-deep GEMM (with the
+    same addresses); its MAC count, and so ``Overall Util %``, stays the dense ``M K N`` as in 3.0.0.
+    """
     R, C, df = cfg.array_rows, cfg.array_cols, cfg.dataflow
-    M, Kw, N = layer.M, layer.K, layer.N
+    v3 = cfg.scalesim_version == 3
+    sparse_on = v3 and cfg.sparsity
+    M, Kd, N = layer.M, layer.K, layer.N
+    Kw = layer.sparse_K if sparse_on else Kd
     Sr, Sc, T = K_.spatial_dims(df, M, Kw, N)
     specs, F = K_.operand_specs(df, R, C, T, paper_os=(cfg.os_timing == "paper"))
     cycles_fold = F if df == "os" else F + C - 1
     base, woff, pos = K_.ifmap_index_tables(layer.ifmap_h, layer.ifmap_w, layer.filter_h, layer.filter_w,
                                        layer.channels, layer.stride_h, layer.stride_w, layer.batch,
                                        layer.dilation_h, layer.dilation_w)
+    if sparse_on and layer.sparse:
+        kept = layer.kept_windows
+        woff = woff[kept]
+        pos = (pos[0], pos[1], pos[2][kept], pos[3][kept], pos[4])
     sizes = np.array([layer.batch * layer.ifmap_h * layer.ifmap_w * layer.channels, Kw * N], dtype=np.int64)
     words = np.array([cfg.ifmap_sram_kib * 1024, cfg.filter_sram_kib * 1024, cfg.ofmap_sram_kib * 1024],
                      dtype=np.int64)
     user = cfg.user_bandwidth
-    rd_bw = cfg.bandwidth_words if user else 10  # SCALE-Sim's CALC mode: 10 words/cycle reads ("arbitrary")
-    wr_bw = cfg.bandwidth_words if user else C  # and one array row per cycle for writes
+    rd_bw = np.array([cfg.read_bw(0), cfg.read_bw(1)], dtype=np.int64)
+    wr_bw = cfg.bandwidth_words if user else C  # CALC mode: one array row per cycle for writes
     empty_i = np.zeros(1, dtype=np.int32)
     empty_p = np.zeros(4, dtype=np.int64)
     if user:
         if_off, if_lines, if_one, if_par = K_.prefetch_lines(df, K_.IFMAP, R, C, Sr, Sc, T, Kw, base, woff, pos, int(sizes[0]),
-                                                     int(words[0]), rd_bw)
+                                                     int(words[0]), int(rd_bw[0]))
         f_off, f_lines, f_one, f_par = K_.prefetch_lines(df, K_.FILTER, R, C, Sr, Sc, T, Kw, base, woff, pos, int(sizes[1]),
-                                                  int(words[1]), rd_bw)
+                                                  int(words[1]), int(rd_bw[1]))
     else:
         if_off = if_lines = f_off = f_lines = if_one = f_one = empty_i
         if_par = f_par = empty_p
@@ -141,12 +188,23 @@ def simulate_layer(cfg: SystolicConfig, layer: Layer, *, row_cycles: np.ndarray 
     out_i = np.zeros(20, dtype=np.int64)
     out_f = np.zeros(2, dtype=np.float64)
     K_.simulate_layer(specs, F, cycles_fold, R, C, Sr, Sc, T, Kw, N, base, woff, pos, sizes, user, rd_bw, wr_bw, words,
-                      if_off, if_lines, if_one, if_par, f_off, f_lines, f_one, f_par, rc, out_i, out_f)
+                      if_off, if_lines, if_one, if_par, f_off, f_lines, f_one, f_par, rc, out_i, out_f, v3)
     o = [int(v) for v in out_i]
     total = o[0]
-    macs = M * Kw * N
+    macs = M * Kd * N
     ir, fr_, ow = sram_access_counts(df, R, C, M, Kw, N)
-    return LayerResult(
+    extra = {}
+    if v3:
+        extra["overall_cycles"] = o[15] - min(o[8], o[11])
+    if sparse_on:
+        extra.update(sparse_k=Kw, filter_storage=filter_storage(cfg.sparse_rep, layer))
+        if df == "ws":  # 3.0.0 counts each ifmap word M/N times per fold (as a float, summed fold by fold)
+            ratio = layer.sparsity_m / layer.sparsity_n
+            ir = 0
+            for _fc in range(-(-Sc // C)):
+                for fr in range(-(-Sr // R)):
+                    ir += T * min(R, Sr - fr * R) * ratio
+    return LayerResult(**extra,
         name=layer.name, repeat=layer.repeat, M=M, K=Kw, N=N, macs=macs,
         total_cycles=total, stall_cycles=o[1], overall_util=(macs * 100) / (total * R * C),
         mapping_eff=float(out_f[0]), compute_util=float(out_f[1]),
@@ -162,6 +220,8 @@ def simulate_layer(cfg: SystolicConfig, layer: Layer, *, row_cycles: np.ndarray 
 def _fmt(col: str, v) -> str:
     if col in FLOAT_CYCLE_COLUMNS:
         return repr(float(v))
+    if isinstance(v, str):
+        return v
     if isinstance(v, float):
         return repr(v)
     return str(int(v))
@@ -177,16 +237,55 @@ class SystolicResult:
     wall_s: float = 0.0
 
     @property
+    def v3(self) -> bool:
+        """Reports in SCALE-Sim 3.0.0's format (the config's ``scalesim_version``)."""
+        return self.config.scalesim_version == 3
+
+    @property
+    def sparse(self) -> bool:
+        return self.v3 and self.config.sparsity
+
+    def _tables(self):
+        """``(file name, columns, rows)`` of each report, in SCALE-Sim's (2.0.2's or 3.0.0's) layout."""
+        v3, sp = self.v3, self.sparse
+        out = [("COMPUTE_REPORT.csv", COMPUTE_COLUMNS_V3 if v3 else COMPUTE_COLUMNS,
+                [r.compute_row(v3) for r in self.results]),
+               ("BANDWIDTH_REPORT.csv", BANDWIDTH_COLUMNS_SPARSE if sp else BANDWIDTH_COLUMNS,
+                [r.bandwidth_row(sp) for r in self.results]),
+               ("DETAILED_ACCESS_REPORT.csv", DETAIL_COLUMNS, [r.detail_row() for r in self.results])]
+        if sp:
+            out.append(("SPARSE_REPORT.csv", SPARSE_COLUMNS,
+                        [[self.config.sparse_rep, *r.filter_storage, r.metadata_bw] for r in self.results]))
+        return out
+
+    @property
     def compute_report(self):
         import pandas as pd
 
-        return pd.DataFrame([[i, *r.compute_row()] for i, r in enumerate(self.results)], columns=COMPUTE_COLUMNS)
+        _, cols, rows = self._tables()[0]
+        return pd.DataFrame([[i, *r] for i, r in enumerate(rows)], columns=cols)
 
     @property
     def bandwidth_report(self):
         import pandas as pd
 
-        return pd.DataFrame([[i, *r.bandwidths] for i, r in enumerate(self.results)], columns=BANDWIDTH_COLUMNS)
+        _, cols, rows = self._tables()[1]
+        return pd.DataFrame([[i, *r] for i, r in enumerate(rows)], columns=cols)
+
+    @property
+    def sparse_report(self):
+        """SCALE-Sim 3.0.0's SPARSE_REPORT (None unless sparsity is on)."""
+        import pandas as pd
+
+        if not self.sparse:
+            return None
+        _, cols, rows = self._tables()[3]
+        return pd.DataFrame([[i, *r] for i, r in enumerate(rows)], columns=cols)
+
+    def impossible_layers(self) -> list[str]:
+        """Layers whose reported ``Overall Util %`` exceeds 100 (3.0.0 divides the dense MACs of a sparse
+        layer by its shorter, sparse run time; reproduced for compatibility)."""
+        return [r.name for r in self.results if r.overall_util > 100]
 
     @property
     def detailed_report(self):
@@ -199,25 +298,26 @@ class SystolicResult:
 
     @property
     def reports(self) -> dict:
-        return {"COMPUTE_REPORT.csv": self.compute_report, "BANDWIDTH_REPORT.csv": self.bandwidth_report,
-                "DETAILED_ACCESS_REPORT.csv": self.detailed_report}
+        d = {"COMPUTE_REPORT.csv": self.compute_report, "BANDWIDTH_REPORT.csv": self.bandwidth_report,
+             "DETAILED_ACCESS_REPORT.csv": self.detailed_report}
+        if self.sparse:
+            d["SPARSE_REPORT.csv"] = self.sparse_report
+        return d
 
     def report_lines(self) -> dict[str, list[str]]:
-        """The three reports as SCALE-Sim writes them, line by line (``"0, 121124, 0, ...,"``)."""
+        """The reports as SCALE-Sim writes them, line by line (``"0, 121124, 0, ...,"``): 2.0.2's three, or
+        3.0.0's (its COMPUTE_REPORT's first column, and with sparsity the metadata bandwidth column and
+        SPARSE_REPORT.csv, whose header line ends ``", "``)."""
         out = {}
-        for fname, cols, rows in (
-            ("COMPUTE_REPORT.csv", COMPUTE_COLUMNS, [r.compute_row() for r in self.results]),
-            ("BANDWIDTH_REPORT.csv", BANDWIDTH_COLUMNS, [r.bandwidths for r in self.results]),
-            ("DETAILED_ACCESS_REPORT.csv", DETAIL_COLUMNS, [r.detail_row() for r in self.results]),
-        ):
-            lines = [", ".join(cols) + ","]
+        for fname, cols, rows in self._tables():
+            lines = [", ".join(cols) + (", " if fname == "SPARSE_REPORT.csv" else ",")]
             for i, row in enumerate(rows):
                 lines.append(", ".join([str(i)] + [_fmt(c, v) for c, v in zip(cols[1:], row)]) + ",")
             out[fname] = lines
         return out
 
     def write(self, outdir: str | Path) -> Path:
-        """Write the three reports to ``outdir/<run_name>/`` in SCALE-Sim's exact format; returns that folder."""
+        """Write the reports to ``outdir/<run_name>/`` in SCALE-Sim's exact format; returns that folder."""
         d = Path(outdir) / self.config.run_name
         try:
             d.mkdir(parents=True, exist_ok=True)
@@ -353,6 +453,9 @@ def simulate(config: SystolicConfig, layers: list[Layer], *, energy=None, trace_
         raise NeurosimError("nothing to simulate: no layers")
     if trace_dir is not None and Path(trace_dir).exists() and not Path(trace_dir).is_dir():
         raise NeurosimError(f"--trace-dir {trace_dir} exists and is not a folder")
+    if trace_dir is not None and config.scalesim_version == 3 and config.sparsity:
+        raise NeurosimError("SRAM traces are not written for SCALE-Sim 3.0.0 sparse runs ([sparsity] "
+                            "SparsitySupport = true): simulate without --trace-dir")
     check_resources(config, layers, traces=trace_dir is not None, max_trace_bytes=max_trace_bytes)
     from hw.systolic.energy import resolve_energy
 
@@ -362,7 +465,8 @@ def simulate(config: SystolicConfig, layers: list[Layer], *, energy=None, trace_
     results = []
     for i, layer in enumerate(layers):
         key = (layer.ifmap_h, layer.ifmap_w, layer.filter_h, layer.filter_w, layer.channels, layer.num_filters,
-               layer.stride_h, layer.stride_w, layer.batch, layer.dilation_h, layer.dilation_w)
+               layer.stride_h, layer.stride_w, layer.batch, layer.dilation_h, layer.dilation_w, layer.sparsity_n,
+               layer.sparsity_m)
         if trace_dir is not None:
             from hw.systolic.traces import write_layer_traces
 
@@ -377,4 +481,17 @@ def simulate(config: SystolicConfig, layers: list[Layer], *, energy=None, trace_
         results.append(r)
         if progress is not None:
             progress(i, layer, r)
-    return SystolicResult(config, list(layers), results, time.perf_counter() - t0)
+    res = SystolicResult(config, list(layers), results, time.perf_counter() - t0)
+    bad = res.impossible_layers()
+    if bad:
+        import warnings
+
+        warnings.warn(f"{len(bad)} layer(s) report Overall Util % above 100 ({', '.join(bad[:3])}"
+                      f"{', ...' if len(bad) > 3 else ''}): SCALE-Sim 3.0.0 divides a sparse layer's dense MACs by "
+                      f"its sparse run time; reproduced for compatibility", stacklevel=2)
+    if config.scalesim_version == 3 and not config.sparsity and any(layer.sparse for layer in layers):
+        import warnings
+
+        warnings.warn("the topology has N:M Sparsity ratios but the config does not enable [sparsity] "
+                      "SparsitySupport: simulated dense, as SCALE-Sim 3.0.0 does", stacklevel=2)
+    return res

@@ -20,6 +20,12 @@ Topology CSV (conv): ``name, IFMAP H, IFMAP W, Filter H, Filter W, Channels, Num
 one header line first (always skipped, as SCALE-Sim does), trailing commas allowed, blank rows skipped,
 columns after the ninth ignored. A layer whose name contains ``DP`` is depthwise: SCALE-Sim expands it into
 one single-channel layer per channel (``<name>Channel_<i>``), and so do we. GEMM CSV: ``name, M, N, K``.
+
+SCALE-Sim 3.0.0 topologies end a row with a ``Sparsity`` column ``N:M`` (N of every M consecutive filter
+weights, in the convolution window's order, are kept): the ninth column of a convolution row (3.0.0 has no
+separate column stride: its Stride is both), the fifth of a GEMM row. A ninth column with a ``:`` is read as
+sparsity, a plain integer as 2.0.2's column stride. The ratio is simulated only when the config enables
+``[sparsity] SparsitySupport`` (as in 3.0.0).
 """
 from __future__ import annotations
 
@@ -54,14 +60,19 @@ class Layer:
     kind: str = "conv"  # "conv" or "gemm" (what the layer came from; the simulation is the same)
     dilation_h: int = 1  # beyond SCALE-Sim: dilated windows (torch convs); the filter extent is d*(R-1)+1
     dilation_w: int = 1
+    sparsity_n: int = 1  # SCALE-Sim 3.0.0's N:M weight sparsity (1:1 is dense)
+    sparsity_m: int = 1
 
     def __post_init__(self):
         for f in ("ifmap_h", "ifmap_w", "filter_h", "filter_w", "channels", "num_filters", "stride_h", "stride_w",
-                  "batch", "repeat", "dilation_h", "dilation_w"):
+                  "batch", "repeat", "dilation_h", "dilation_w", "sparsity_n", "sparsity_m"):
             v = getattr(self, f)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1 or v > INT_MAX:
                 raise NeurosimError(f"layer {self.name!r}: {f} must be a positive integer up to {INT_MAX:,}, "
                                     f"got {v!r}")
+        if self.sparsity_n > self.sparsity_m:
+            raise NeurosimError(f"layer {self.name!r}: sparsity {self.sparsity_n}:{self.sparsity_m} keeps more than "
+                                f"all weights (N:M needs N <= M)")
         if self.extent_h > self.ifmap_h or self.extent_w > self.ifmap_w:
             raise NeurosimError(f"layer {self.name!r}: filter {self.extent_h}x{self.extent_w} is larger than its "
                                 f"input {self.ifmap_h}x{self.ifmap_w}")
@@ -78,9 +89,26 @@ class Layer:
         return self.dilation_w * (self.filter_w - 1) + 1
 
     @classmethod
-    def gemm(cls, name: str, m: int, n: int, k: int, repeat: int = 1) -> "Layer":
+    def gemm(cls, name: str, m: int, n: int, k: int, repeat: int = 1, sparsity: tuple[int, int] = (1, 1)) -> "Layer":
         """``[m, k] x [k, n]`` as SCALE-Sim maps it: input ``m x k``, filter ``1 x k``, ``n`` filters."""
-        return cls(name, m, k, 1, k, 1, n, 1, 1, 1, repeat, "gemm")
+        return cls(name, m, k, 1, k, 1, n, 1, 1, 1, repeat, "gemm", sparsity_n=sparsity[0], sparsity_m=sparsity[1])
+
+    @property
+    def sparse(self) -> bool:
+        return self.sparsity_n < self.sparsity_m
+
+    @property
+    def kept_windows(self):
+        """Window indices (rows of the filter operand) an N:M sparse filter keeps: ``j % M < N``."""
+        import numpy as np
+
+        j = np.arange(self.K, dtype=np.int64)
+        return j[j % self.sparsity_m < self.sparsity_n]
+
+    @property
+    def sparse_K(self) -> int:
+        """Filter rows left after N:M compression: ``(K // M) * N + min(K % M, N)``."""
+        return (self.K // self.sparsity_m) * self.sparsity_n + min(self.K % self.sparsity_m, self.sparsity_n)
 
     @property
     def ofmap_h(self) -> int:
@@ -127,9 +155,20 @@ def _pos(path, n, field, value):
     return v
 
 
-def _layer(path, n, make, *args):
+def _ratio(path, n, value):
+    """``"N:M"`` -> (N, M), SCALE-Sim 3.0.0's Sparsity column."""
+    parts = value.split(":")
+    if len(parts) != 2:
+        raise ConfigError(path, n, "Sparsity", f"{value[:40]!r} is not N:M (e.g. 2:4)")
+    nn, m = (_pos(path, n, "Sparsity", x.strip()) for x in parts)
+    if nn > m:
+        raise ConfigError(path, n, "Sparsity", f"{value} keeps more than all weights: N:M needs N <= M")
+    return nn, m
+
+
+def _layer(path, n, make, *args, **kw):
     try:
-        return make(*args)
+        return make(*args, **kw)
     except NeurosimError as e:
         raise ConfigError(path, n, None, str(e)) from None
 
@@ -159,17 +198,26 @@ def read_topology(path: str | os.PathLike, kind: str = "conv") -> list[Layer]:
             raise ConfigError(path, n, missing, f"missing: a {kind} row needs {len(names)} numbers after the name "
                                                 f"({', '.join(names)}), this one has {len(f) - 1}")
         if kind == "gemm" and len(f) - 1 >= len(CONV_FIELDS):
-            raise ConfigError(path, n, None, f"a GEMM row is Layer,M,N,K but this one has {len(f) - 1} numbers: "
-                                             f"a convolution topology? (use -i conv)")
+            raise ConfigError(path, n, None, f"a GEMM row is Layer,M,N,K[,Sparsity] but this one has {len(f) - 1} "
+                                             f"fields after the name: a convolution topology? (use -i conv)")
         v = [_pos(path, n, names[i], f[1 + i]) for i in range(len(names))]
         if kind == "gemm":
             m, nn, k = v
             if len(layers) + 1 > MAX_LAYERS:
                 raise ConfigError(path, n, "Layer name", f"more than {MAX_LAYERS:,} layers")
-            layers.append(_layer(path, n, Layer.gemm, name, m, nn, k))
+            sp = _ratio(path, n, f[4]) if len(f) > 4 and f[4] != "" else (1, 1)
+            layers.append(_layer(path, n, Layer.gemm, name, m, nn, k, sparsity=sp))
             continue
         h, w, r, s, c, k, sh = v
-        sw = _pos(path, n, "Stride Width", f[8]) if len(f) > 8 and f[8] != "" else sh
+        sp = (1, 1)
+        sw = sh
+        if len(f) > 8 and f[8] != "":
+            if ":" in f[8]:  # SCALE-Sim 3.0.0's Sparsity column
+                sp = _ratio(path, n, f[8])
+            else:
+                sw = _pos(path, n, "Stride Width", f[8])
+                if len(f) > 9 and ":" in f[9]:
+                    sp = _ratio(path, n, f[9])
         if r > h:
             raise ConfigError(path, n, "Filter Height", f"{r} is larger than IFMAP Height {h}")
         if s > w:
@@ -179,9 +227,10 @@ def read_topology(path: str | os.PathLike, kind: str = "conv") -> list[Layer]:
                               f"the topology would have {len(layers) + (c if 'DP' in name else 1):,} layers "
                               f"(a depthwise 'DP' row becomes one layer per channel); at most {MAX_LAYERS:,}")
         if "DP" in name:  # SCALE-Sim's depthwise convention: one single-channel layer per channel
-            layers.extend(Layer(f"{name}Channel_{i}", h, w, r, s, 1, k, sh, sw) for i in range(c))
+            layers.extend(Layer(f"{name}Channel_{i}", h, w, r, s, 1, k, sh, sw, sparsity_n=sp[0], sparsity_m=sp[1])
+                          for i in range(c))
         else:
-            layers.append(_layer(path, n, Layer, name, h, w, r, s, c, k, sh, sw))
+            layers.append(_layer(path, n, Layer, name, h, w, r, s, c, k, sh, sw, sparsity_n=sp[0], sparsity_m=sp[1]))
     if not layers:
         raise ConfigError(path, len(lines), None, "no layers: the file has a header line and nothing after it")
     return layers
