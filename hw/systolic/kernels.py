@@ -123,7 +123,7 @@ C_EPOCH, C_INSET, C_SETID, C_READEND, C_DONE, C_LSTART, C_LEND, C_FIRSTREQ, C_SE
 # USER-mode read-buffer state slots
 U_VERSION, U_P, U_ASTART, U_ACCESS, U_NLINES, U_NACTIVE, U_NPREF, U_NREQ, U_BW, U_DSTART, U_EPS = range(11)
 # write-buffer state slots
-W_FREE, W_LIDX, W_HEAD, W_TAIL, W_DEND, W_ACCESS, W_DFIRST, W_DLAST, W_DRAINED, W_ACTIVE, W_L, W_BW, W_PUSHED = range(13)
+W_FREE, W_LIDX, W_HEAD, W_TAIL, W_DEND, W_ACCESS, W_DFIRST, W_DLAST, W_DRAINED, W_ACTIVE, W_L, W_BW, W_PUSHED, W_DMAX = range(14)
 
 
 @njit(cache=True)
@@ -197,6 +197,9 @@ def _drain(ring, st, start):
         st[W_DFIRST] = start
         st[W_DRAINED] = 1
     st[W_DLAST] = start + num - 1
+    # the final drain starts at the last row's cycle, which can precede the end of a drain still running:
+    # 2.0.2 reports the last line's cycle, 3.0.0 the latest (np.amax)
+    st[W_DMAX] = max(st[W_DMAX], start + num - 1)
     st[W_HEAD] = e
     return start + num - 1
 
@@ -397,7 +400,8 @@ def simulate_layer(specs, F, cycles_fold, R, C, Sr, Sc, T, K, N, base, woff, pos
             st[C_READEND] = 49
     st_i = rst[0]
     st_f = rst[1]
-    wst = np.zeros(13, dtype=np.int64)
+    wst = np.zeros(14, dtype=np.int64)
+    wst[W_DMAX] = -(1 << 62)
     wst[W_FREE] = words[2]
     wst[W_ACTIVE] = (words[2] + 1) // 2
     wst[W_BW] = wr_bw
@@ -503,7 +507,7 @@ def simulate_layer(specs, F, cycles_fold, R, C, Sr, Sc, T, K, N, base, woff, pos
                 out_i[9 + 3 * o] = st[C_LEND] + 1
             out_i[10 + 3 * o] = st[C_INSERTS]
     out_i[14] = wst[W_DFIRST]
-    out_i[15] = wst[W_DLAST]
+    out_i[15] = wst[W_DMAX] if v3 and wst[W_DRAINED] == 1 else wst[W_DLAST]
     out_i[16] = wst[W_ACCESS]
     out_i[17] = g
     out_f[0] = (map_sum / nfold) * 100
