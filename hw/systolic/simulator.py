@@ -334,7 +334,9 @@ class SystolicResult:
 
         rows = []
         for r in self.results:
-            row = {"layer": r.name, "repeat": r.repeat, "M": r.M, "K": r.K, "N": r.N, "macs": r.macs,
+            row = {"layer": r.name, "repeat": r.repeat, "M": r.M, "K": r.K, **({"K_sparse": r.sparse_k}
+                                                                           if r.sparse_k else {}),
+                   "N": r.N, "macs": r.macs,
                    "cycles": r.total_cycles, "stall_cycles": r.stall_cycles, "util_pct": r.overall_util,
                    "mapping_eff_pct": r.mapping_eff,
                    "sram_reads": r.ifmap_sram_reads + r.filter_sram_reads, "sram_writes": r.ofmap_sram_writes,
@@ -489,9 +491,12 @@ def simulate(config: SystolicConfig, layers: list[Layer], *, energy=None, trace_
         warnings.warn(f"{len(bad)} layer(s) report Overall Util % above 100 ({', '.join(bad[:3])}"
                       f"{', ...' if len(bad) > 3 else ''}): SCALE-Sim 3.0.0 divides a sparse layer's dense MACs by "
                       f"its sparse run time; reproduced for compatibility", stacklevel=2)
-    if config.scalesim_version == 3 and not config.sparsity and any(layer.sparse for layer in layers):
+    if not res.sparse and any(layer.sparse for layer in layers):
         import warnings
 
-        warnings.warn("the topology has N:M Sparsity ratios but the config does not enable [sparsity] "
-                      "SparsitySupport: simulated dense, as SCALE-Sim 3.0.0 does", stacklevel=2)
+        warnings.warn("the topology has N:M Sparsity ratios but " +
+                      ("the config does not enable [sparsity] SparsitySupport: simulated dense, as SCALE-Sim 3.0.0 "
+                       "does" if config.scalesim_version == 3 else
+                       "SCALE-Sim 2.0.2 mode has no sparsity: simulated dense (use a 3.0.0 config with [sparsity] "
+                       "SparsitySupport: true)"), stacklevel=2)
     return res

@@ -1,6 +1,7 @@
-"""`neurosim systolic`: SCALE-Sim v2-compatible systolic-array simulation of topology files or zoo models.
+"""`neurosim systolic`: SCALE-Sim-compatible (2.0.2 and 3.0.0) systolic-array simulation of topology files or zoo models.
 
     neurosim systolic -c scale.cfg -t alexnet.csv [-i conv|gemm] -p runs      # SCALE-Sim's three reports
+    neurosim systolic -c v3.cfg -t sparse.csv -p runs [--scalesim-version 3]  # 3.0.0's, SPARSE_REPORT.csv too
     neurosim systolic --model resnet18 --array 128x128 --dataflow ws [--batch 4] [--json]
 """
 from __future__ import annotations
@@ -28,7 +29,7 @@ def _progress_bar(n_layers: int, quiet: bool):
     return cb, bar.close
 
 
-@command("systolic", help="systolic-array simulation (os/ws/is), SCALE-Sim v2 configs, topologies and reports")
+@command("systolic", help="systolic-array simulation (os/ws/is), SCALE-Sim 2.0.2/3.0.0 configs, topologies and reports")
 def configure(p):
     p.add_argument("-c", "--config", metavar="CFG", help="SCALE-Sim v2 .cfg (array, SRAMs, dataflow, bandwidth)")
     p.add_argument("-t", "--topology", metavar="TOPO", help="SCALE-Sim topology CSV")
@@ -42,6 +43,9 @@ def configure(p):
     p.add_argument("--seq", type=POSITIVE_INT, default=None, help="sequence length for token models")
     p.add_argument("--bandwidth", type=POSITIVE_INT, default=None,
                    help="USER bandwidth mode with this many words/cycle (overrides the config)")
+    p.add_argument("--scalesim-version", type=int, choices=[2, 3], default=None,
+                   help="reproduce SCALE-Sim 2.0.2's or 3.0.0's reports and stall accounting (default: what the "
+                        "config's contents imply: 3.0.0's [layout]/[sparsity] sections and keys mean 3)")
     p.add_argument("--os-timing", choices=["scalesim", "paper"], default=None,
                    help="output-stationary fold time: SCALE-Sim's code (R+C+T-2, default) or its paper (2R+C+T-2)")
     p.add_argument("--energy", default=None, metavar="SOURCE",
@@ -91,7 +95,8 @@ def configure(p):
             changes["os_timing"] = args.os_timing
         t0 = time.perf_counter()
         if args.model:
-            cfg = read_config(args.config) if args.config else SystolicConfig(run_name=args.model)
+            cfg = (read_config(args.config, scalesim_version=args.scalesim_version) if args.config
+                   else SystolicConfig(run_name=args.model, scalesim_version=args.scalesim_version or 2))
             if not args.config:
                 changes.setdefault("dataflow", "ws")
             from hw import workload as wl
@@ -113,7 +118,7 @@ def configure(p):
         else:
             if not args.config:
                 raise NeurosimError("-t TOPOLOGY needs -c CONFIG (a SCALE-Sim .cfg)")
-            cfg = read_config(args.config, **changes)
+            cfg = read_config(args.config, scalesim_version=args.scalesim_version, **changes)
             layers = read_topology(args.topology, args.input_type)
             if args.trace_dir:
                 import sys
@@ -124,11 +129,19 @@ def configure(p):
                 print(f"writing about {fmt_bytes(trace_bytes(cfg, layers))} of SRAM traces to {args.trace_dir}",
                       file=sys.stderr)
             cb, close = _progress_bar(len(layers), args.no_progress or args.json)
+            import warnings
+
             try:
-                res = simulate(cfg, layers, energy=args.energy, trace_dir=args.trace_dir, progress=cb,
-                               max_trace_bytes=args.max_trace_gb * 2 ** 30)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    res = simulate(cfg, layers, energy=args.energy, trace_dir=args.trace_dir, progress=cb,
+                                   max_trace_bytes=args.max_trace_gb * 2 ** 30)
             finally:
                 close()
+            import sys
+
+            for w in caught:  # one line each (3.0.0's impossible utilisations, ignored sparsity ratios)
+                print(f"warning: {w.message}", file=sys.stderr)
         wall = time.perf_counter() - t0
         where = res.write(args.outdir) if args.outdir else None
         if args.json:
