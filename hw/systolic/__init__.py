@@ -1,4 +1,4 @@
-"""Systolic-array simulator (os/ws/is) that reproduces SCALE-Sim v2.0.2's reports, in numba.
+"""Systolic-array simulator (os/ws/is) that reproduces SCALE-Sim 2.0.2's and 3.0.0's reports, in numba.
 
 >>> from hw.systolic import read_config, read_topology, simulate
 >>> res = simulate(read_config("configs/scale.cfg"), read_topology("alexnet.csv"))
@@ -8,13 +8,25 @@
 >>> simulate_model("resnet18", array=(128, 128), dataflow="ws").totals()
 """
 from hw.systolic.config import ConfigError, SystolicConfig, read_config  # noqa: F401
-from hw.systolic.energy import HOROWITZ_45NM_INT8, EnergyModel  # noqa: F401
-from hw.systolic.simulator import LayerResult, SystolicResult, simulate, simulate_layer  # noqa: F401
 from hw.systolic.topology import Layer, read_topology  # noqa: F401
 
+_LAZY = {"HOROWITZ_45NM_INT8": "energy", "EnergyModel": "energy", "LayerResult": "simulator",
+         "SystolicResult": "simulator", "simulate": "simulator", "simulate_layer": "simulator"}
 
-def run_scalesim_files(config_path, topology_path, kind="conv", outdir=None, **overrides) -> SystolicResult:
-    """SCALE-Sim's ``-c CFG -t TOPO -i KIND -p OUTDIR`` in one call; writes the reports when ``outdir`` is given."""
+
+def __getattr__(name):  # the simulator (numba) is imported on first use: `python -m hw.systolic` starts lean
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"hw.systolic.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'hw.systolic' has no attribute {name!r}")
+
+
+def run_scalesim_files(config_path, topology_path, kind="conv", outdir=None, **overrides):
+    """SCALE-Sim's ``-c CFG -t TOPO -i KIND -p OUTDIR`` in one call; writes the reports when ``outdir`` is given.
+    ``scalesim_version=2|3`` among ``overrides`` picks 2.0.2's or 3.0.0's reports (default: from the file)."""
+    from hw.systolic.simulator import simulate
+
     cfg = read_config(config_path, **overrides)
     res = simulate(cfg, read_topology(topology_path, kind))
     if outdir is not None:
@@ -22,7 +34,7 @@ def run_scalesim_files(config_path, topology_path, kind="conv", outdir=None, **o
     return res
 
 
-def simulate_model(model, *, array=(32, 32), dataflow="ws", batch=1, config=None, **kw) -> SystolicResult:
+def simulate_model(model, *, array=(32, 32), dataflow="ws", batch=1, config=None, **kw):
     """Simulate a zoo model (name) or any ``nn.Module`` (with ``inputs=``); see :mod:`hw.systolic.workload`."""
     from hw.systolic.workload import simulate_model as _sm
 
