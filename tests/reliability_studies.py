@@ -29,7 +29,9 @@ def long_lava_run(marker: str | None = None, samples: int = 200, timesteps: int 
         if marker and done == 100:
             Path(marker).write_text(str(os.getpid()))
 
-    return net.run(x, timesteps, backend="lava", chunk_steps=100, progress=progress)
+    # lanes=2: two samples side by side in every process, 100 windows back to back (20,000 steps; with
+    # the default, all 200 side by side, the run would end after 203 steps)
+    return net.run(x, timesteps, backend="lava", chunk_steps=100, progress=progress, lanes=2)
 
 
 @study("rel_lava", sweep=Sweep(i=[0, 1, 2, 3]))

@@ -195,7 +195,8 @@ def test_real_sigint_during_a_run_stops_the_runtime(mlp_case):
             timers[0].start()
 
     with pytest.raises(KeyboardInterrupt):
-        net.run(x[:6], 100, backend="lava", chunk_steps=300, progress=progress)
+        # lanes=1: 6 samples back to back, 603 steps (side by side they would be 103, one chunk)
+        net.run(x[:6], 100, backend="lava", chunk_steps=300, progress=progress, lanes=1)
     timers[0].join()
     assert _children() <= before, "a Lava worker survived Ctrl-C"
 

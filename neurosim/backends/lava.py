@@ -3,16 +3,17 @@ Loihi fixed point (``Loihi2SimCfg(select_tag="floating_pt" | "fixed_pt")``).
 
 Lowering (see :mod:`neurosim.backends._terms` for how the IR becomes sources and terms):
 
-* input: ``lava.proc.io.source.RingBuffer`` sending the encoded input every step (direct current as
-  graded messages, Poisson spikes as +-1 graded messages);
+* input: a :class:`~neurosim.loihi.processes.LaneSource` sending the encoded input every step (direct
+  current as graded messages, stored once per sample; Poisson spikes as +-1 graded messages);
 * every Neurons population: one :class:`neurosim.loihi.processes.ConversionNeurons` (subtractive
   reset, per-neuron threshold and bias; Lava's ``LIF`` resets to zero with one scalar ``vth``);
   **signed** populations too (float and fixed): the model keeps each neuron's net count ``C``
   (restarted with the membrane at every sample) and emits -1 spikes as the IR states;
 * every linear path between a source and a population (Linear, Conv2d, pooling, Flatten, Add
-  weights, composed): one ``lava.proc.dense.process.Dense``, or a
-  :class:`~neurosim.loihi.processes.LoihiConv` (Lava's ``Conv``) when the path is a convolution
-  (an average pool before a convolution folds into it); biases become neuron biases;
+  weights, composed): one :class:`~neurosim.loihi.processes.LaneDense` (Lava's ``Dense`` with lanes,
+  bit for bit: ``tests/test_lava_lanes.py``), or a :class:`~neurosim.loihi.processes.LaneConv`
+  (Lava's ``Conv``) when the path is a convolution (an average pool before a convolution folds into
+  it); biases become neuron biases;
 * SpikeMaxPool2d: :class:`~neurosim.loihi.processes.SpikeMaxPool`; residual adds: several Dense/Conv
   into one ``a_in`` port (Lava sums them), the shorter branch behind a
   :class:`~neurosim.loihi.processes.Delay`;
@@ -22,16 +23,27 @@ Lowering (see :mod:`neurosim.backends._terms` for how the IR becomes sources and
 Signed spikes. A signed population's spikes (-1/0/1), and those of a SpikeMaxPool reading one, are
 sent as graded messages (Loihi 2's graded spikes with an integer payload; Loihi 1 has only binary
 spikes, see ``neurosim loihi-map``): every Dense/Conv they feed gets ``num_message_bits=24`` like the
-input, because with ``num_message_bits=0`` Lava's Dense (float and bit-accurate) reads ``s_in`` as
-bool and a -1 would act as +1. ``spike_counts`` are events (``|s|`` summed), synops count -1 spikes
+input, because with ``num_message_bits=0`` a Dense (Lava's, float and bit-accurate, and ours) reads
+``s_in`` as bool and a -1 would act as +1. ``spike_counts`` are events (``|s|`` summed), synops count -1 spikes
 like +1 spikes.
 
 Timing. Lava's Dense and Conv send at step t what they computed at t-1, so a population ``d``
 synaptic layers from the input sees sample step 0 at global step ``d`` (its *latency*); the IR has
-no delay. Samples run back to back in ONE Lava run, sample ``i`` entering at step ``i*T``; every
-population restarts its membrane (``v_init``) at ``latency + i*T`` and the readout of sample ``i`` is
-summed over steps ``latency_readout + i*T .. + T - 1``. So a run takes ``B*T + depth`` steps and the
-results equal the IR's (the first ``depth`` steps are dropped, not simulated twice).
+no delay. Samples run in ONE Lava run, ``lanes`` side by side and windows of ``T`` steps back to
+back: sample ``i`` is lane ``i % lanes`` of window ``w = i // lanes``, entering at step ``w*T``; every
+population restarts its membrane (``v_init``) at ``latency + w*T`` and the readout of sample ``i`` is
+summed over steps ``latency_readout + w*T .. + T - 1``. So a run takes ``ceil(B / lanes) * T + depth``
+steps and the results equal the IR's (the first ``depth`` steps are dropped, not simulated twice).
+
+Lanes. Every Lava time step is a barrier-synchronised round of messages between the OS processes
+(about 4 ms for the MNIST MLP's 7 processes on our machines), whatever a message holds; so each of
+our processes carries ``lanes`` samples (ports and state ``(lanes, *shape)``, parameters shared) and a
+round serves them all. ``lanes=None`` (default) puts the whole run's batch side by side, as far as
+:data:`LANE_MEMORY_MIB` of per-lane buffers allows (:func:`auto_lanes`); the lanes past the last
+sample are padding and never counted. A lane's arithmetic does not depend on how many lanes run
+(:mod:`neurosim.loihi.processes`), so every ``lanes`` gives the result of ``lanes=1`` bit for bit,
+float and fixed (``tests/test_lava_lanes.py``). Lava keeps ``CHANNEL_SLOTS`` messages per channel
+(its default is 64, which with lanes would be most of a run's memory).
 
 Fixed point (``precision="fixed"``): each population is normalised to threshold 1 (per-channel
 thresholds fold into its incoming weights) and given the threshold mantissa ``vth_mant``
@@ -107,6 +119,47 @@ def _import_lava():
         import lava.magma  # noqa: F401
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise NeurosimError(f"the lava backend needs lava-nc 0.10 (pip install lava-nc==0.10.0): {e}") from e
+
+
+# ---- lanes --------------------------------------------------------------------------------------------
+
+#: per-lane buffers the automatic lane count may use (channel slots, messages, state, conv windows)
+LANE_MEMORY_MIB = 512
+
+
+def check_lanes(lanes):
+    """``lanes`` as an int, or None (automatic); anything else is one NeurosimError."""
+    if lanes is None:
+        return None
+    if isinstance(lanes, bool) or not isinstance(lanes, (int, np.integer)) or lanes < 1:
+        raise NeurosimError(f"lanes must be a positive integer (samples side by side in each Lava process) "
+                            f"or None (automatic), got {lanes!r}")
+    return int(lanes)
+
+
+def lane_bytes(net: SpikingNetwork) -> int:
+    """Bytes one lane adds to a Lava run of ``net``: every node's map travels as float64 messages
+    (``CHANNEL_SLOTS`` in shared memory plus the copies on each side) and each convolution unfolds
+    its input windows (:func:`neurosim.loihi.processes.conv_lanes`)."""
+    from neurosim.ir import Conv2d
+
+    elems = int(np.prod(net.input_shape))
+    conv = 0
+    for k, n in net.nodes.items():
+        size = int(np.prod(net.shapes[k]))
+        elems += 2 * size if isinstance(n, Neurons) else size
+        if isinstance(n, Conv2d):
+            conv += size // n.weight.shape[0] * int(np.prod(n.weight.shape[1:]))
+    return 8 * (elems * (CHANNEL_SLOTS + 4) + 2 * conv)
+
+
+def auto_lanes(net: SpikingNetwork, batch: int, memory_mib: float = LANE_MEMORY_MIB) -> int:
+    """The default lane count for a run of ``batch`` samples: all of them side by side (a run is
+    then ``T + depth`` Lava steps) unless their buffers would exceed ``memory_mib``. Measured
+    (``benchmarks/backends_speed.py``, docs/backends.md "Lava lanes"): the time per sample falls with
+    the lanes until the per-step compute outweighs the per-step message round, and more lanes never
+    cost time there, so the most that fit is the choice."""
+    return max(1, min(int(batch), int(memory_mib * 2 ** 20 // lane_bytes(net))))
 
 
 # ---- fixed-point quantisation -------------------------------------------------------------------------
@@ -235,29 +288,40 @@ def _quant_bias(b_v: np.ndarray) -> tuple[np.ndarray, int, int]:
 # ---- the lowered Lava graph ---------------------------------------------------------------------------
 
 class _Graph:
-    """Builds the Lava processes for ``net`` (module docstring) and reads the results back."""
+    """Builds the Lava processes for ``net`` (module docstring) and reads the results back.
 
-    def __init__(self, net: SpikingNetwork, data: np.ndarray, B: int, T: int, fixed: bool, vth_mant: int,
-                 input_step: float, graded_input: bool):
-        from lava.proc.dense.process import Dense
+    ``enc`` [b, T, n_lava]: the encoded input of ``b`` samples (Lava's flat order; fixed point: the
+    quantised integers). ``lanes`` samples run side by side in every process, ``windows`` of them
+    back to back; sample ``i`` is lane ``i % lanes`` of window ``i // lanes``."""
+
+    def __init__(self, net: SpikingNetwork, enc: np.ndarray, T: int, fixed: bool, vth_mant: int,
+                 input_step: float, graded_input: bool, lanes: int, direct: bool):
         from lava.proc.io.sink import RingBuffer as Sink
-        from lava.proc.io.source import RingBuffer as Source
 
-        from neurosim.loihi.processes import ConversionNeurons, Delay, LoihiConv, SpikeMaxPool
+        from neurosim.loihi.processes import ConversionNeurons, Delay, LaneConv, LaneDense, LaneSource, SpikeMaxPool
 
-        self.net, self.B, self.T, self.fixed = net, B, T, fixed
+        b = enc.shape[0]
+        L = max(1, min(int(lanes), b))
+        W = -(-b // L)
+        self.net, self.B, self.T, self.fixed, self.L, self.W = net, b, T, fixed, L, W
         self.low = low = Lowering(net)
         self.lat, extra = low.latencies()
-        self.total = B * T + self.lat["readout"]
+        self.total = W * T + self.lat["readout"]
         self.readout_unit = float(vth_mant)
         self.qreport = []
-        # input: data [n_lava, B*T] -> ring buffer over the whole run, zeros after the last sample
+        # input: one message [L, *shape] per step; a direct input is stored once per window
         src_shape = lava_shape(net.input_shape)
-        buf = np.zeros((int(np.prod(src_shape)), self.total), np.int32 if fixed else np.float64)
-        buf[:, :B * T] = data
-        self.source = Source(data=buf.reshape(*src_shape, self.total))
+        slots = np.zeros((W * L, *enc.shape[1:]), np.int32 if fixed else np.float32)
+        slots[:b] = enc
+        if direct:
+            data, repeat = slots[:, 0].reshape(W, L, *src_shape), T
+        else:
+            data = slots.reshape(W, L, T, -1).transpose(0, 2, 1, 3).reshape(W * T, L, *src_shape)
+            repeat = 1
+        self.source = LaneSource(data=data, repeat=repeat)
         self.out_port = {INPUT: self.source.s_out}
         self.procs = {}
+        win = dict(period=T, windows=W, lanes=L, samples=b)
         q = self._quantise(vth_mant, input_step) if fixed else None
         for k, n in net.nodes.items():
             if isinstance(n, Neurons):
@@ -268,33 +332,31 @@ class _Graph:
                     proc = ConversionNeurons(shape=shp, vth=p.vth.reshape(shp), bias=p.bias.reshape(shp),
                                              v_init=p.v_init.reshape(shp), dv=p.dv, bias_exp=p.bias_exp,
                                              reset_zero=int(n.reset == "zero"), v_reset=p.v_reset,
-                                             period=T, offset=self.lat[k], windows=B, signed=int(n.signed),
-                                             name=k)
+                                             offset=self.lat[k], signed=int(n.signed), name=k, **win)
                 else:
                     full = lambda a: np.broadcast_to(a, n.shape).reshape(-1)[perm].reshape(shp)  # noqa: E731
                     bias = np.broadcast_to(low.targets[k].const, n.shape).reshape(-1)[perm].reshape(shp)
                     proc = ConversionNeurons(shape=shp, vth=full(n.threshold), bias=bias, v_init=full(n.v_init),
                                              dv=1.0 - n.leak, reset_zero=int(n.reset == "zero"),
-                                             v_reset=n.v_reset, period=T, offset=self.lat[k], windows=B,
-                                             signed=int(n.signed), name=k)
+                                             v_reset=n.v_reset, offset=self.lat[k], signed=int(n.signed),
+                                             name=k, **win)
                 self.procs[k] = proc
                 self.out_port[k] = proc.s_out
             elif isinstance(n, SpikeMaxPool2d):
                 src = low.maxpools[k]
                 proc = SpikeMaxPool(in_shape=lava_shape(net.shapes[src]), out_shape=lava_shape(net.shapes[k]),
-                                    kernel_size=n.kernel_size, stride=n.stride, padding=n.padding, period=T,
-                                    offset=self.lat[src], windows=B, name=k)
+                                    kernel_size=n.kernel_size, stride=n.stride, padding=n.padding,
+                                    offset=self.lat[src], name=k, **win)
                 self.out_port[src].connect(proc.s_in)
                 self.procs[k] = proc
                 self.out_port[k] = proc.s_out
         ro = net.readout
+        self.sink = Sink(shape=(L, net.num_classes), buffer=self.total)
         if ro.kind == "membrane":
-            self.sink = Sink(shape=(net.num_classes,), buffer=self.total)
             self.readout_const = low.targets["readout"].const
         else:
-            self.sink = Sink(shape=(net.num_classes,), buffer=self.total)
             self.out_port[ro.node].connect(self.sink.a_in)
-        # synapses: one Dense/Conv per term; signed spikes travel as graded messages (module docstring)
+        # synapses: one LaneDense/LaneConv per term; signed spikes travel as graded messages (module docstring)
         signed_src = signed_sources(net)
         self.n_synapse_procs = 0
         for tname, tg in low.targets.items():
@@ -302,9 +364,10 @@ class _Graph:
             dst_shape = lava_shape(tg.shape)
             for i, term in enumerate(tg.terms):
                 port = self.out_port[term.source]
+                in_shape = lava_shape(term.in_shape)
                 d = extra[(tname, i)]
                 if d > 0:
-                    dl = Delay(shape=lava_shape(term.in_shape), delay=d)
+                    dl = Delay(shape=(L, *in_shape), delay=d)
                     port.connect(dl.s_in)
                     port = dl.s_out
                 graded = (term.source == INPUT and graded_input) or term.source in signed_src
@@ -318,15 +381,14 @@ class _Graph:
                     w, wexp = (lava_conv_weight(cf[0]) if use_conv else self._dense_lava(term)), 0
                 if use_conv:
                     _, stride, padding, dilation, groups = cf
-                    syn = LoihiConv(weight=w, weight_exp=wexp, input_shape=lava_shape(term.in_shape),
-                                    padding=padding[::-1], stride=stride[::-1], dilation=dilation[::-1],
-                                    groups=groups, num_message_bits=nmb)
-                    port.connect(syn.s_in)
-                    syn.a_out.connect(dst)
+                    syn = LaneConv(weight=w, weight_exp=wexp, in_shape=in_shape, out_shape=dst_shape,
+                                   padding=padding[::-1], stride=stride[::-1], dilation=dilation[::-1],
+                                   groups=groups, num_message_bits=nmb, lanes=L, name=f"{tname}.{i}")
                 else:
-                    syn = Dense(weights=w, weight_exp=wexp, num_message_bits=nmb, name=f"{tname}.{i}")
-                    (port.flatten() if len(port.shape) > 1 else port).connect(syn.s_in)
-                    (syn.a_out.reshape(dst_shape) if len(dst_shape) > 1 else syn.a_out).connect(dst)
+                    syn = LaneDense(weights=w, weight_exp=wexp, in_shape=in_shape, out_shape=dst_shape,
+                                    num_message_bits=nmb, lanes=L, name=f"{tname}.{i}")
+                port.connect(syn.s_in)
+                syn.a_out.connect(dst)
                 self.n_synapse_procs += 1
 
     def _dense_lava(self, term) -> np.ndarray:
@@ -403,10 +465,10 @@ class _Graph:
         return self.source
 
     def results(self, record_trace: bool):
-        net, B, T = self.net, self.B, self.T
-        L = self.lat["readout"]
-        data = np.asarray(self.sink.data.get(), np.float64)[:, L:L + B * T]  # [n, B*T]
-        y = data.T.reshape(B, T, -1)
+        net, B, T, L, W = self.net, self.B, self.T, self.L, self.W
+        R = self.lat["readout"]
+        data = np.asarray(self.sink.data.get(), np.float64)[:, :, R:R + W * T]  # [L, classes, W*T]
+        y = data.reshape(L, -1, W, T).transpose(2, 0, 3, 1).reshape(W * L, T, -1)[:B]  # sample w*L + l
         if net.readout.kind == "membrane":
             if self.fixed:
                 y = y / self.readout_unit + self.readout_const_q[None, None]
@@ -474,7 +536,10 @@ def _run_lava(graph: _Graph, precision: str, chunk_steps: int | None, progress, 
 
     from neurosim.proc import children_die_with_me
 
+    from neurosim.loihi.processes import warm_up
+
     cfg = Loihi2SimCfg(select_tag="floating_pt" if precision == "float" else "fixed_pt")
+    warm_up()  # the lane kernels compiled here once, inherited by the forked workers
     proc = graph.any_proc()
     total = graph.total
     chunk = total if not chunk_steps else max(1, int(chunk_steps))
@@ -489,7 +554,8 @@ def _run_lava(graph: _Graph, precision: str, chunk_steps: int | None, progress, 
             while n_done < total:
                 n = min(chunk, total - n_done)
                 started = True
-                proc.run(condition=RunSteps(num_steps=n), run_cfg=cfg)
+                proc.run(condition=RunSteps(num_steps=n), run_cfg=cfg,
+                         compile_config={"pypy_channel_size": CHANNEL_SLOTS})
                 n_done += n
                 if progress is not None:
                     progress(n_done, total)
@@ -508,6 +574,10 @@ def _run_lava(graph: _Graph, precision: str, chunk_steps: int | None, progress, 
             _shutdown(proc, clean=clean and not failed.is_set() and not any(_dead(a) for a in _actors(proc)))
 
 
+# Messages in flight per Lava channel. Lava preallocates 64 in shared memory per channel, but every step
+# of the Loihi protocol is a barrier: a channel never holds more than one message, and with lanes a
+# message is lanes x a layer (64 slots of it would be most of the memory of a run).
+CHANNEL_SLOTS = 2
 STOP_TIMEOUT_S = 10.0  # a clean ``stop()`` that takes longer than this is abandoned for terminate + kill
 
 
@@ -532,7 +602,11 @@ def _shutdown(proc, clean: bool, stop_timeout_s: float = STOP_TIMEOUT_S) -> None
 
         t = threading.Thread(target=_stop, name="lava-stop", daemon=True)
         t.start()
-        t.join(stop_timeout_s)
+        try:
+            t.join(stop_timeout_s)
+        except KeyboardInterrupt:  # Ctrl-C while the workers stop: end them now, then let it through
+            _hard_stop(rt)
+            raise
         if box.get("ok"):
             return
     _hard_stop(rt)
@@ -568,10 +642,15 @@ def _hard_stop(rt) -> None:
                               "float or bit-accurate fixed point")
 def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *, seed: int = 0,
         record_trace: bool = False, batch_size: int | None = None, chunk_steps: int | None = None,
-        progress=None, vth_mant: int = 1024, input_bits: int = 8, input_scale: float | None = None) -> SimResult:
+        progress=None, vth_mant: int = 1024, input_bits: int = 8, input_scale: float | None = None,
+        lanes: int | None = None) -> SimResult:
     """Run ``net`` on Lava for ``timesteps`` steps on ``inputs`` [batch, *input_shape].
 
     ``batch_size``: samples per Lava run (default: all; each run is one compile + one runtime).
+    ``lanes``: samples side by side in every Lava process (module docstring, "Lanes"); default
+    (None): the whole run's batch, or as many as :data:`LANE_MEMORY_MIB` of per-lane buffers allow
+    (:func:`auto_lanes`). A run of ``b`` samples takes ``ceil(b / lanes) * T + depth`` Lava steps; the
+    result is the same for every ``lanes``.
     ``chunk_steps``: run in pieces of this many steps and call ``progress(done, total)`` between
     them. ``seed``: Poisson encoding (the same spikes as snntorch for the same seed).
     Fixed point: ``vth_mant`` (threshold mantissa, 17 bits), ``input_bits`` and ``input_scale`` (the
@@ -590,11 +669,12 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
 
     x = np.asarray(inputs, np.float32)  # [batch, *input_shape], checked by Backend.__call__
     B, T = x.shape[0], int(timesteps)
+    lanes = check_lanes(lanes)
     fixed = precision == "fixed"
     perm_in = ir_to_lava_perm(net.input_shape)
     direct = net.encoding.kind == "direct"
-    if direct:
-        e = np.broadcast_to(x.reshape(B, 1, -1)[:, :, perm_in], (B, T, x[0].size))
+    if direct:  # [B, 1, n]: the same current at every step
+        e = x.reshape(B, 1, -1)[:, :, perm_in]
     else:
         gen = torch.Generator().manual_seed(int(seed))
         enc, _ = encode(net.encoding, torch.as_tensor(x), T, generator=gen)
@@ -612,19 +692,24 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
             e[i] = np.clip(np.round(e[i] / steps[i]), -levels if signed else 0, levels)
         groups = [(float(st), np.flatnonzero(steps == st)) for st in np.unique(steps)]
     bs = B if not batch_size else int(batch_size)
+    auto = lanes is None
+    if auto:
+        lanes = auto_lanes(net, bs)
     outs = np.zeros((B, net.num_classes), np.float64)
     traces = np.zeros((T, B, net.num_classes), np.float64) if record_trace else None
     counts, events, sats, amaxes = {}, {}, {}, {}
-    qreport, nproc = None, 0
+    qreport, nproc, used, lava_steps = None, 0, 1, 0
     t0 = time.perf_counter()
     for input_step, idx in groups:
         for s in range(0, len(idx), bs):
             sel = idx[s:s + bs]
-            eb = e[sel]
-            b = eb.shape[0]
-            data = eb.reshape(b * T, -1).T  # [n_lava, b*T]
-            graph = _Graph(net, data, b, T, fixed, vth_mant, input_step, graded_input=True)
+            b = len(sel)
+            nl = min(lanes, b)
+            nl = -(-b // -(-b // nl))  # as many windows as nl lanes need, the samples spread evenly over them
+            graph = _Graph(net, e[sel], T, fixed, vth_mant, input_step, graded_input=True, lanes=nl, direct=direct)
             nproc = 2 + len(graph.procs) + graph.n_synapse_procs
+            used = max(used, graph.L)
+            lava_steps += graph.total
             out, tr, c, ev, sat, amax = _run_lava(graph, precision, chunk_steps, progress, record_trace)
             outs[sel] = out
             if record_trace:
@@ -642,7 +727,8 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
     qreport = qreport[0] if qreport else None
     wall = time.perf_counter() - t0
     output = outs.astype(np.float32)
-    events[INPUT] = (e != 0).sum(axis=(0, 1)).astype(np.float64)[np.argsort(perm_in)]
+    nz = (e != 0).sum(axis=(0, 1)).astype(np.float64) * (T if direct else 1)
+    events[INPUT] = nz[np.argsort(perm_in)]
     neurons = {k: p.size for k, p in net.populations.items()}
     res = SimResult(output=output, predictions=output.argmax(1), timesteps=T, spike_counts=counts,
                     neurons=neurons, firing_rates={k: counts[k] / (neurons[k] * T * B) for k in neurons},
@@ -650,6 +736,8 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
                     trace=traces.astype(np.float32) if record_trace else None)
     res.lava_processes = nproc
     res.lava_steps_per_sample = T
+    res.lava_lanes = used  # samples side by side per process (the largest run's)
+    res.lava_steps = lava_steps  # Lava time steps simulated, all runs
     res.lava_input_steps = [g[0] for g in groups] if fixed and direct else None
     if fixed:
         import pandas as pd
