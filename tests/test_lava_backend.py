@@ -160,9 +160,16 @@ def test_bad_precision_is_rejected():
 
 
 @needs_lava
-def test_a_failing_process_model_raises_instead_of_hanging(mlp_case, monkeypatch):
-    """Lava 0.10 alone deadlocks when a ProcessModel raises; the backend must raise and clean up."""
+@pytest.mark.parametrize("sigint", ["default", "ignored"])
+def test_a_failing_process_model_raises_instead_of_hanging(mlp_case, monkeypatch, sigint):
+    """Lava 0.10 alone deadlocks when a ProcessModel raises; the backend must raise and clean up,
+    also in a process that ignores SIGINT (started in the background or under nohup)."""
+    import signal
+
     import neurosim.loihi.processes as procs
+
+    if sigint == "ignored":
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     step = procs.PyConversionNeuronsFloat._run_spk
 
@@ -174,8 +181,12 @@ def test_a_failing_process_model_raises_instead_of_hanging(mlp_case, monkeypatch
     monkeypatch.setattr(procs.PyConversionNeuronsFloat, "_run_spk", failing)  # inherited by the forked workers
     net, x, _, _ = mlp_case
     before = _children()
-    with pytest.raises(RuntimeError, match="process model failed"):
-        net.run(x[:2], 6, backend="lava")
+    try:
+        with pytest.raises(RuntimeError, match="process model failed"):
+            net.run(x[:2], 6, backend="lava")
+    finally:
+        if sigint == "ignored":
+            signal.signal(signal.SIGINT, old)
     assert _children() <= before, "a Lava worker survived a failed process model"
 
 

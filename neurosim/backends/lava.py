@@ -505,7 +505,19 @@ def _dead(actor) -> bool:
         return True
 
 
-def _watchdog(proc, done: threading.Event, failed: threading.Event, grace_s: float = 1.0) -> None:
+WAKE_SIGNAL = signal.SIGUSR1  # how the watchdog wakes the main thread out of a Lava wait
+
+
+class _WorkerDied(Exception):
+    """Raised in the main thread by the watchdog's WAKE_SIGNAL."""
+
+
+def _on_wake(signum, frame):
+    raise _WorkerDied()
+
+
+def _watchdog(proc, done: threading.Event, failed: threading.Event, grace_s: float = 1.0,
+              wake: bool = False) -> None:
     """Lava 0.10 deadlocks when a ProcessModel raises: the runtime waits for every worker, and the
     healthy ones wait forever for the failed one's messages. Our models end their worker on an error
     (``neurosim.loihi.processes._FailFast``); when a worker dies mid-run this terminates the rest and
@@ -519,9 +531,10 @@ def _watchdog(proc, done: threading.Event, failed: threading.Event, grace_s: flo
             for a in actors:
                 if not _dead(a):
                     a.terminate()
-            # the main thread waits on a Lava channel that will never be written: interrupt it
+            # the main thread waits on a Lava channel that will never be written: interrupt it (with
+            # WAKE_SIGNAL where _run_lava installed its handler: SIGINT may be ignored, as under nohup)
             if not done.is_set():
-                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), WAKE_SIGNAL if wake else signal.SIGINT)
             return
 
 
@@ -546,7 +559,9 @@ def _run_lava(graph: _Graph, precision: str, chunk_steps: int | None, progress, 
     started = False
     clean = False
     done, failed = threading.Event(), threading.Event()
-    watch = threading.Thread(target=_watchdog, args=(proc, done, failed), daemon=True)
+    main = threading.current_thread() is threading.main_thread()
+    old_wake = signal.signal(WAKE_SIGNAL, _on_wake) if main else None
+    watch = threading.Thread(target=_watchdog, args=(proc, done, failed), kwargs={"wake": main}, daemon=True)
     watch.start()
     try:
         with children_die_with_me():
@@ -562,7 +577,7 @@ def _run_lava(graph: _Graph, precision: str, chunk_steps: int | None, progress, 
             out = graph.results(record_trace)
             clean = True
             return out
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _WorkerDied):
         if failed.is_set():
             raise RuntimeError("a Lava process model failed (its traceback is printed above); the Lava runtime "
                                "was terminated") from None
@@ -570,6 +585,8 @@ def _run_lava(graph: _Graph, precision: str, chunk_steps: int | None, progress, 
     finally:
         done.set()
         watch.join()
+        if main:
+            signal.signal(WAKE_SIGNAL, old_wake)
         if started:
             _shutdown(proc, clean=clean and not failed.is_set() and not any(_dead(a) for a in _actors(proc)))
 
