@@ -192,3 +192,23 @@ def test_dt_option_only_and_global_clock_restored():
         b2.defaultclock.dt = old
     with pytest.raises(NeurosimError, match="dt_s must be a positive"):
         net.run(x, 6, backend="brian2", dt_s=-1.0)
+
+
+def test_a_process_that_ignores_sigint_keeps_ignoring_it_after_a_brian2_run():
+    """brian2 wraps the SIGINT handler it finds at import; a wrapped SIG_IGN (a process started under
+    nohup or in the background) turned every later Ctrl-C into a TypeError inside brian2."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import os, signal\n"
+            "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+            "import numpy as np\n"
+            "from tests.backend_nets import mlp\n"
+            "mlp().run(np.ones((1, 16), np.float32), 3, backend='brian2')\n"
+            "assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN, signal.getsignal(signal.SIGINT)\n"
+            "os.kill(os.getpid(), signal.SIGINT)\n"
+            "print('still here')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       cwd=Path(__file__).resolve().parents[1])
+    assert r.returncode == 0 and "still here" in r.stdout, r.stderr[-2000:]

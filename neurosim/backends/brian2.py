@@ -59,6 +59,24 @@ from neurosim.ir import Neurons, SimResult, SpikeMaxPool2d, SpikingNetwork
 TARGETS = ("numpy", "cython")
 
 
+def _import_brian2():
+    """``import brian2``, keeping the SIGINT disposition of a process that ignores Ctrl-C (nohup, a
+    background job): brian2 wraps the handler it finds at import, and calling a wrapped ``SIG_IGN``
+    makes every later SIGINT a TypeError inside brian2."""
+    import signal
+    import sys
+    import threading
+
+    if "brian2" in sys.modules or threading.current_thread() is not threading.main_thread():
+        import brian2
+        return brian2
+    before = signal.getsignal(signal.SIGINT)
+    import brian2
+    if before in (signal.SIG_IGN, signal.SIG_DFL):
+        signal.signal(signal.SIGINT, before)
+    return brian2
+
+
 def _tile_coo(i, j, w, n_src, n_tgt, nb):
     b = np.arange(nb)
     ii = (i[None, :] + b[:, None] * n_src).reshape(-1)
@@ -295,10 +313,11 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
     from neurosim.backends._transformer import refuse
 
     refuse(net, "brian2")  # Transformer operators: one clear error before anything is built
-    import brian2 as b2
     import torch
 
     from neurosim.encoding import encode
+
+    b2 = _import_brian2()
 
     if target not in TARGETS:
         raise NeurosimError(f"unknown Brian2 target {target!r}; valid: {', '.join(TARGETS)}")
