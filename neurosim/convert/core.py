@@ -248,7 +248,7 @@ def _targets(g: AnnGraph, lam: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def convert(module: nn.Module, calibration_data=None, *, norm: str = "p99.9", per_channel: bool = True,
             v_init: float = 0.5, encoding: str = "direct", max_value: float = 1.0, readout: str = "membrane",
             calibration_samples: int = 1000, example_input: torch.Tensor | None = None, signed: bool = False,
-            calibrate: int | None = None, calibration_iters: int = 1) -> SpikingNetwork:
+            calibrate: int | None = None, calibration_iters: int = 1, attention_spikes: bool = True) -> SpikingNetwork:
     """Convert a trained ANN into a :class:`~neurosim.ir.SpikingNetwork` (rate-coded IF neurons).
 
     ``module``: any ``nn.Module`` torch.fx can trace whose layers are in
@@ -269,6 +269,10 @@ def convert(module: nn.Module, calibration_data=None, *, norm: str = "p99.9", pe
     ``signed``: signed IF neurons; ``calibrate``: a timestep count ``T`` to calibrate the neuron
     biases for (needs ``calibration_data``), ``calibration_iters`` passes per population; see the
     module docstring ("Low-latency options").
+
+    A Transformer (LayerNorm, attention, embeddings, token-wise layers: ViT, BERT, GPT) goes through
+    :func:`neurosim.convert.transformer.convert_transformer` (its docstring maps every op);
+    ``attention_spikes`` (default) makes the operands of every product of two streams spike trains.
     """
     opts = ConversionOptions(norm, per_channel, v_init, encoding, max_value, readout, calibration_samples,
                              signed=bool(signed))
@@ -293,6 +297,18 @@ def convert(module: nn.Module, calibration_data=None, *, norm: str = "p99.9", pe
             raise NeurosimError("pass calibration_data (training inputs), or example_input for a QCFS-only model")
         example_input = next(iter(_batches(calibration_data, 1, 1)))
     model = copy.deepcopy(module).eval()
+    from neurosim.convert.transformer import convert_transformer, is_transformer
+
+    if is_transformer(model):
+        odd = [f"{k}={v!r}" for k, v, default in (("encoding", encoding, "direct"), ("readout", readout, "membrane"),
+                                                  ("calibrate", calibrate, None))
+               if v != default]
+        if odd:
+            raise NeurosimError(f"Transformer conversion does not take {', '.join(odd)} (direct input, membrane "
+                                "readout, one scale per population)")
+        return convert_transformer(model, calibration_data, example_input, norm=norm, v_init=v_init,
+                                   calibration_samples=min(calibration_samples, 512), signed=bool(signed),
+                                   attention_spikes=bool(attention_spikes))
     g = extract(model, example_input.float())
     acts = [o for o in g.ops.values() if o.kind == "act"]
     if calibration_data is None and any(o.act != "qcfs" for o in acts):
