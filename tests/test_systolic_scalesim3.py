@@ -108,6 +108,7 @@ def _cfg(tmp_path, text_from, **subs):
     ("ws_8x4_user4_csr", "OptimizedMapping : false", "OptimizedMapping : true", "optimized sparse mapping"),
     ("ws_8x4_user4_csr", "OptimizedMapping : false", "OptimizedMapping : maybe", "True or False"),
     ("os_4x8_user3", "ReadRequestBuffer: 32", "ReadRequestBuffer: 0", "positive"),
+    ("ws_8x4_user4_csr", "FilterOffset:   10000000", "FilterOffset:   0", "FilterOffset above 0"),
 ])
 def test_bad_v3_configs_name_the_field(tmp_path, base, old, new, msg):
     with pytest.raises(ConfigError, match=msg) as e:

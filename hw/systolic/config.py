@@ -134,6 +134,9 @@ class SystolicConfig:
             raise NeurosimError(f"sparsity must be True or False, got {self.sparsity!r}")
         if self.sparsity and self.scalesim_version != 3:
             raise NeurosimError("N:M sparsity is SCALE-Sim 3.0.0's: it needs scalesim_version=3")
+        if self.sparsity and self.filter_offset == 0:  # 3.0.0 takes the weight at address 0 for a pruned one
+            raise NeurosimError("N:M sparsity needs FilterOffset above 0 (SCALE-Sim 3.0.0 mistakes the filter word "
+                                "at address 0 for a pruned weight; that is not reproduced)")
         if self.os_timing not in ("scalesim", "paper"):
             raise NeurosimError(f"os_timing must be 'scalesim' or 'paper', got {self.os_timing!r}")
         if not self.run_name or "/" in self.run_name or os.sep in self.run_name or self.run_name in (".", "..") \
