@@ -65,3 +65,32 @@ def register() -> None:
 
     if "qcfs" not in activations.activation_names():
         activations.activation("qcfs")(QCFS)
+
+
+class SignedQCFS(nn.Module):
+    """QCFS for signed values (attention's Q, K, V): ``h(z) = QCFS(z) - QCFS(-z)`` with one learned lambda.
+
+    ``L`` levels on each side, so ``2L + 1`` values in ``[-lambda, lambda]``. A pair of IF populations
+    (one reading ``z``, one ``-z``, both at threshold lambda) reproduces it exactly at ``T = L`` for a
+    constant input, which is how :func:`neurosim.convert` maps it (ternary values on two binary trains).
+    """
+
+    neurosim_activation = "qcfs_signed"
+
+    def __init__(self, levels: int = 4, threshold: float = 2.0, shift: float = 0.5):
+        super().__init__()
+        if int(levels) < 1 or not threshold > 0:
+            raise ValueError(f"SignedQCFS needs levels >= 1 and threshold > 0, got {levels}, {threshold}")
+        self.levels, self.shift = int(levels), float(shift)
+        self.threshold = nn.Parameter(torch.tensor(float(threshold)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lam = self.threshold
+
+        def q(z):
+            return _FloorSTE.apply(torch.clamp(z / lam, 0.0, 1.0) * self.levels + self.shift) / self.levels * lam
+
+        return q(x) - q(-x)
+
+    def extra_repr(self) -> str:
+        return f"levels={self.levels}, threshold={float(self.threshold.detach()):.4g}, shift={self.shift}"

@@ -46,10 +46,15 @@ class SelfAttention(nn.Module):
 
     ``n_kv_heads < n_heads`` is grouped-query attention (Ainslie et al. 2023): K and V have fewer
     heads, each shared by ``n_heads / n_kv_heads`` query heads. ``rope`` rotates Q and K.
+    ``quant_levels > 0``: a quantised attention for low-latency ANN-to-SNN conversion (issue 13; cf.
+    SpikeZIP-TF's QANN, You et al., ICML 2024): signed QCFS quantisers (:class:`models.qcfs.SignedQCFS`,
+    L levels a side) on Q, K and V and a QCFS on the attention probabilities, written as explicit
+    ``softmax(Q K^T / sqrt(d)) V`` (non-causal only).
     """
 
     def __init__(self, d_model: int, n_heads: int, *, causal: bool = False, bias: bool = True,
-                 dropout: float = 0.0, n_kv_heads: int | None = None, rope: bool = False, rope_base: float = 10000.0):
+                 dropout: float = 0.0, n_kv_heads: int | None = None, rope: bool = False, rope_base: float = 10000.0,
+                 quant_levels: int = 0):
         super().__init__()
         n_kv_heads = n_kv_heads or n_heads
         if d_model % n_heads or n_heads % n_kv_heads:
@@ -61,6 +66,14 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(d_model, d_model + 2 * kv_dim, bias=bias)
         self.proj = nn.Linear(d_model, d_model, bias=bias)
         self.split = (d_model, kv_dim, kv_dim)
+        self.quant_levels = int(quant_levels)
+        if self.quant_levels:
+            from models.qcfs import QCFS, SignedQCFS
+
+            if causal or rope or n_kv_heads != n_heads:
+                raise NeurosimError("attention: quant_levels needs plain non-causal attention (no rope, no GQA)")
+            self.q_quant, self.k_quant, self.v_quant = (SignedQCFS(self.quant_levels) for _ in range(3))
+            self.p_quant = QCFS(self.quant_levels, threshold=1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, c = x.shape
@@ -73,8 +86,13 @@ class SelfAttention(nn.Module):
         if self.n_kv_heads != self.n_heads:
             rep = self.n_heads // self.n_kv_heads
             k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal,
-                                           dropout_p=self.dropout if self.training else 0.0)
+        if self.quant_levels:
+            q, k, v = self.q_quant(q), self.k_quant(k), self.v_quant(v)
+            att = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) * self.head_dim ** -0.5, dim=-1)
+            y = torch.matmul(self.p_quant(att), v)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal,
+                                               dropout_p=self.dropout if self.training else 0.0)
         return self.proj(y.transpose(1, 2).reshape(b, t, c))
 
 
@@ -96,11 +114,13 @@ class Block(nn.Module):
     """A transformer layer. ``prenorm``: ``x + attn(ln(x))`` (GPT-2, ViT); else ``ln(x + attn(x))`` (BERT)."""
 
     def __init__(self, d_model: int, n_heads: int, d_ff: int, *, prenorm: bool = True, causal: bool = False,
-                 activation: str = "gelu", dropout: float = 0.0, bias: bool = True, norm_eps: float = 1e-5):
+                 activation: str = "gelu", dropout: float = 0.0, bias: bool = True, norm_eps: float = 1e-5,
+                 quant_levels: int = 0):
         super().__init__()
         self.prenorm = prenorm
         self.ln1 = nn.LayerNorm(d_model, eps=norm_eps)
-        self.attn = SelfAttention(d_model, n_heads, causal=causal, bias=bias, dropout=dropout)
+        self.attn = SelfAttention(d_model, n_heads, causal=causal, bias=bias, dropout=dropout,
+                                  quant_levels=quant_levels)
         self.drop = nn.Dropout(dropout)
         self.ln2 = nn.LayerNorm(d_model, eps=norm_eps)
         self.mlp = MLP(d_model, d_ff, activation, bias, dropout)

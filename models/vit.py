@@ -21,7 +21,7 @@ from neurosim.errors import NeurosimError
 
 class ViT(nn.Module):
     def __init__(self, image_size: int, patch_size: int, in_channels: int, num_classes: int, d_model: int,
-                 n_layers: int, n_heads: int, d_ff: int, dropout: float, activation: str):
+                 n_layers: int, n_heads: int, d_ff: int, dropout: float, activation: str, quant_levels: int = 0):
         super().__init__()
         if image_size % patch_size:
             raise NeurosimError(f"vit: image_size {image_size} is not a multiple of patch_size {patch_size}")
@@ -32,7 +32,8 @@ class ViT(nn.Module):
         self.pos_embedding = nn.Parameter(torch.empty(1, n_patches + 1, d_model).normal_(std=0.02))
         self.drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(
-            Block(d_model, n_heads, d_ff, prenorm=True, activation=activation, dropout=dropout, norm_eps=1e-6)
+            Block(d_model, n_heads, d_ff, prenorm=True, activation=activation, dropout=dropout, norm_eps=1e-6,
+                  quant_levels=quant_levels)
             for _ in range(n_layers))
         self.ln = nn.LayerNorm(d_model, eps=1e-6)
         self.head = nn.Linear(d_model, num_classes)
@@ -53,7 +54,10 @@ class ViT(nn.Module):
           description="tiny ViT for 28x28 or 8x8 inputs: 4 layers, width 64, 16 patches")
 def vit(image_size: int = 224, patch_size: int | None = 16, in_channels: int = 3, num_classes: int = 1000,
         d_model: int = 768, n_layers: int = 12, n_heads: int = 12, d_ff: int = 3072, dropout: float = 0.0,
-        activation: str = "gelu") -> nn.Module:
-    """Vision Transformer; defaults are ViT-B/16 at 224x224 (``patch_size=None``: image_size // 4)."""
+        activation: str = "gelu", quant_levels: int = 0) -> nn.Module:
+    """Vision Transformer; defaults are ViT-B/16 at 224x224 (``patch_size=None``: image_size // 4).
+
+    ``quant_levels > 0`` quantises the attention (Q, K, V and the probabilities, QCFS with that many levels;
+    :class:`models.transformer.SelfAttention`) for low-latency conversion; use with ``activation="qcfs"``."""
     return ViT(image_size, patch_size or max(1, image_size // 4), in_channels, num_classes, d_model, n_layers,
-               n_heads, d_ff, dropout, activation)
+               n_heads, d_ff, dropout, activation, quant_levels)

@@ -121,3 +121,23 @@ def test_a_language_model_head_is_one_clear_error():
 def test_transformer_options_that_do_not_apply_are_refused():
     with pytest.raises(NeurosimError, match="does not take encoding='poisson'"):
         neurosim.convert(_vit(), _images(), encoding="poisson")
+
+
+def test_quantised_attention_is_the_quantised_ann_at_T_equal_L_for_one_layer_fed_constants():
+    """A quantised ViT (QCFS MLP, signed QCFS on Q/K/V, QCFS on the probabilities, L = 4): no population
+    is inserted by calibration, every one reads its learned threshold, and a one-layer model whose first
+    quantisers see constant currents matches the quantised ANN closely at T = L and better than at T = L+1."""
+    torch.manual_seed(0)
+    m = models.create("vit_tiny", image_size=8, d_model=16, n_layers=1, n_heads=2, d_ff=32, activation="qcfs",
+                      quant_levels=4).eval()
+    x = _images(32)
+    net = neurosim.convert(m, None, example_input=x[:1])
+    assert len(net.populations) == 7 + 1  # Q, K, V pairs, probabilities, the MLP
+    with torch.no_grad():
+        want = m(x[:16]).numpy()
+    r = net.run(x[:16].numpy(), 4, backend="reference")
+    # Q, K, V read constants (exact at T = L); the probabilities and the MLP read uneven inputs, so the
+    # match is close, not exact
+    assert (r.output.argmax(1) == want.argmax(1)).mean() >= 0.9
+    q_pos = [k for k in net.populations if k.endswith("q_quant_pos")][0]
+    assert net.metadata["scales"][q_pos] == pytest.approx(float(m.blocks[0].attn.q_quant.threshold.detach()))

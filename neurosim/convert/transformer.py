@@ -24,6 +24,7 @@ a parameter / a value independent of input     :class:`~neurosim.ir.Constant` (c
 GELU (erf/tanh), SiLU, tanh                    :class:`~neurosim.ir.Activation` (on accumulated input)
 ReLU                                           IF neurons at a calibrated scale (rate-coded spikes)
 QCFS                                           IF neurons at its learned threshold (QCFS-exact at T = L)
+SignedQCFS (``models.qcfs``)                   a +/- pair of IF populations at its threshold (exact at T = L)
 ``F.scaled_dot_product_attention``             quantiser populations on Q, K, V -> MatMul Q K^T (scale
                                                1/sqrt(d)) -> Softmax (causal when ``is_causal``) ->
                                                quantiser population -> MatMul with V
@@ -68,10 +69,8 @@ _TRANSFORMER_METHODS = {"transpose", "permute", "split", "chunk", "matmul"}
 
 def is_transformer(module: nn.Module) -> bool:
     """Whether ``module``'s fx trace uses an op only :func:`convert_transformer` handles."""
-    from neurosim.convert.graph import _Tracer
-
     try:
-        graph = _Tracer().trace(module)
+        graph = _TfTracer().trace(module)
     except Exception:  # noqa: BLE001 - the CNN path reports tracing errors
         return False
     mods = dict(module.named_modules())
@@ -94,6 +93,14 @@ class _V:
     node: str
     shape: tuple[int, ...]
     lam: float | None = None  # spikes of ``node`` times lam are the value
+    quantised: bool = False  # a graded value made of spikes already (a signed QCFS pair, reshaped spikes)
+
+
+class _TfTracer(fx.Tracer):
+    """Keeps the quantisers (QCFS, SignedQCFS) as leaves: they convert as a whole."""
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return getattr(m, "neurosim_activation", None) in ("qcfs", "qcfs_signed") or super().is_leaf_module(m, qualname)
 
 
 class _Recorder(fx.Interpreter):
@@ -130,11 +137,11 @@ def convert_transformer(module: nn.Module, calibration_data, example: torch.Tens
     input that becomes its scale. ``signed``: signed IF neurons (take a too-early spike back).
     """
     from neurosim.convert.core import _batches, parse_norm
-    from neurosim.convert.graph import _Tracer, _is_qcfs
+    from neurosim.convert.graph import _is_qcfs
 
     q = parse_norm(norm)
     try:
-        graph = _Tracer().trace(module)
+        graph = _TfTracer().trace(module)
     except Exception as e:  # noqa: BLE001
         raise NeurosimError(f"torch.fx cannot trace {type(module).__name__}: {type(e).__name__}: {e}") from e
     gm = fx.GraphModule(module, graph)
@@ -269,6 +276,16 @@ def convert_transformer(module: nn.Module, calibration_data, example: torch.Tens
             v = b.population(path or n.name, x, shape, lam=None)
             vals[n.name] = v
             sites.append((args[0].name, "relu", v))
+        elif m is not None and getattr(m, "neurosim_activation", None) == "qcfs_signed":
+            if float(getattr(m, "shift", 0.5)) != 0.5:
+                raise _unsupported(n, "SignedQCFS with shift != 0.5", path)
+            lam = float(m.threshold.detach())
+            x = tensor_arg(n, args[0])
+            pos = b.population(f"{path}_pos", x, shape, lam=lam)
+            neg = b.population(f"{path}_neg", x, shape, lam=lam, sign=-1.0)
+            vals[n.name] = _V(b.add(f"{path}_ternary", Add((pos.node, neg.node), weights=[np.float32(lam),
+                                                                                         np.float32(-lam)])),
+                              shape, quantised=True)
         elif m is not None and _is_qcfs(m):
             if float(getattr(m, "shift", 0.5)) != 0.5:
                 raise _unsupported(n, "QCFS with shift != 0.5", path, "conversion is unbiased only for phi = 1/2")
@@ -294,7 +311,8 @@ def convert_transformer(module: nn.Module, calibration_data, example: torch.Tens
             x = tensor_arg(n, args[0])
             if shape is None or one[n.name].shape[0] != one[args[0].name].shape[0]:
                 raise _unsupported(n, f"{_name(n)} across the batch axis")
-            vals[n.name] = x if shape == x.shape else _V(b.add(n.name, Reshape((b.graded(x),), shape=shape)), shape)
+            vals[n.name] = x if shape == x.shape else _V(b.add(n.name, Reshape((b.graded(x),), shape=shape)), shape,
+                                                         quantised=x.quantised or x.lam is not None)
         elif meth_is("transpose", "permute") or fn_is(torch.transpose, torch.permute):
             x = tensor_arg(n, args[0])
             nd = len(x.shape) + 1
@@ -306,7 +324,8 @@ def convert_transformer(module: nn.Module, calibration_data, example: torch.Tens
                 perm = [a % nd for a in (args[1] if isinstance(args[1], (tuple, list)) else args[1:])]
             if perm[0] != 0:
                 raise _unsupported(n, f"{_name(n)} that moves the batch axis")
-            vals[n.name] = _V(b.add(n.name, Transpose((b.graded(x),), perm=tuple(p - 1 for p in perm[1:]))), shape)
+            vals[n.name] = _V(b.add(n.name, Transpose((b.graded(x),), perm=tuple(p - 1 for p in perm[1:]))), shape,
+                              quantised=x.quantised or x.lam is not None)
         elif meth_is("expand") or fn_is(torch.Tensor.expand):
             x = tensor_arg(n, args[0])
             if shape != x.shape:
@@ -326,7 +345,8 @@ def convert_transformer(module: nn.Module, calibration_data, example: torch.Tens
                 sizes = [int(p.shape[ax + 1]) for p in one[src.name]]
                 start = sum(sizes[:idx])
                 vals[n.name] = _V(b.add(n.name, Slice((b.graded(x),), axis=ax, start=start,
-                                                      stop=start + sizes[idx])), shape)
+                                                      stop=start + sizes[idx])), shape,
+                                  quantised=x.quantised or x.lam is not None)
             else:
                 vals[n.name] = _getitem(n, b, tensor_arg(n, src), idx, shape)
         elif fn_is(torch.cat, torch.concat):
@@ -504,7 +524,7 @@ class _Builder:
         """A MatMul operand: spikes (one population, or a +/- pair for a signed value) or the graded value."""
         if not spikes:
             return self.graded(v)
-        if v.lam is not None:  # already spikes (a ReLU/QCFS output)
+        if v.lam is not None or v.quantised:  # already spikes (a ReLU/QCFS output, a signed QCFS pair)
             return self.graded(v)
         pos = self.population(f"{base}_pos" if not unsigned else f"{base}_spk", v, v.shape, None)
         if unsigned:
