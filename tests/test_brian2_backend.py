@@ -212,3 +212,28 @@ def test_a_process_that_ignores_sigint_keeps_ignoring_it_after_a_brian2_run():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                        cwd=Path(__file__).resolve().parents[1])
     assert r.returncode == 0 and "still here" in r.stdout, r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("make", ["zoo_direct", "zoo_poisson"])
+def test_chunks_one_after_another_in_one_run_restart_every_state(make):
+    """Chunks of side-by-side samples follow each other in time within one Brian2 run, every state
+    variable restarting every T steps: with one sample per chunk (5 chunks in one run) every output,
+    spike event, net count and trace step equals the reference, whatever ran in the chunk before."""
+    import tests.backend_nets as nets
+
+    net = getattr(nets, make)()
+    lo = -1.0 if net.encoding.kind == "poisson" else 0.0
+    x = np.random.default_rng(7).uniform(lo, 1.0, (5, *net.input_shape)).astype(np.float32)
+    ref = get_reference(net, x)
+    r = net.run(x, 9, backend="brian2", batch_size=1, record_counts=True, record_trace=True, seed=2)
+    np.testing.assert_allclose(r.output, ref.output, atol=1e-5)
+    np.testing.assert_allclose(r.trace, ref.trace, atol=1e-5)
+    for k in net.populations:
+        np.testing.assert_array_equal(r.counts[k], ref.counts[k])
+        assert r.spike_counts[k] == ref.spike_counts[k]
+    whole = net.run(x, 9, backend="brian2", seed=2)  # one chunk (analog-map layers count SynOps as an upper bound)
+    assert r.synops == pytest.approx(whole.synops)
+
+
+def get_reference(net, x):
+    return net.run(x, 9, backend="reference", record_counts=True, record_trace=True, seed=2)

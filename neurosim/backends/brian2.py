@@ -37,10 +37,15 @@ its summed inputs, its update, its incoming spike pathways (positive, then negat
 its ``negspike`` condition, its reset, its ``negspike`` reset; then the next population. A spike
 emitted at step ``t`` is integrated downstream in step ``t``, as in the IR.
 
-Batching: samples are independent, so a chunk of samples is simulated side by side (every group
-and synapse replicated per sample) in one ``Network.run`` of ``T`` steps. The network is built once;
-each further chunk restores the stored initial state (``Network.restore``) and gets its inputs as a
-new ``TimedArray`` in the run namespace, so synapse construction and code generation are paid once.
+Batching: samples are independent, so a chunk of ``nb`` samples is simulated side by side (every
+group and synapse replicated per sample), and chunks follow each other in time within one
+``Network.run``: chunk ``k`` occupies steps ``kT .. kT+T-1`` of the input ``TimedArray``, and every
+``T`` steps (``run_regularly`` with ``dt = T dt`` in the ``start`` slot) each state variable returns to
+its initial value after a ``StateMonitor`` of the same clock has recorded what the chunk ended with.
+A Brian2 run costs about as much to prepare (code objects, a garbage collection) as a chunk of the MLP
+costs to simulate, so it is paid once per run, not once per chunk; runs hold at most
+``MAX_INPUT_BYTES`` of input. The network is built once; a further run restores the stored initial state
+(``Network.restore``).
 """
 from __future__ import annotations
 
@@ -84,10 +89,12 @@ def _tile_coo(i, j, w, n_src, n_tgt, nb):
     return ii, jj, np.tile(w, nb)
 
 
+MAX_INPUT_BYTES = 256 * 2 ** 20  # the input TimedArray of one Brian2 run (float64)
+
+
 class _Chunked:
-    """The Brian2 network for ``nb`` samples side by side, built once and re-run per chunk of samples
-    (``Network.store``/``restore`` resets time and every state variable; the input TimedArray is
-    passed in the run namespace)."""
+    """The Brian2 network for ``nb`` samples side by side, built once; :meth:`run` simulates chunks of
+    ``nb`` samples one after the other in one ``Network.run``."""
 
     def __init__(self, net: SpikingNetwork, low: Lowering, nb: int, n_in: int, T: int, dt_s: float,
                  record_trace: bool, record_counts: bool = False):
@@ -97,40 +104,52 @@ class _Chunked:
         self.dt = dt_s * b2.second
         b2.defaultclock.dt = self.dt  # restored by run()
         self.record_counts = record_counts
-        (self.bnet, self.var_grp, self.var, self.mon, self.groups, self.net, self.signed) = _build(
-            net, low, nb, T, record_trace, self.dt)
+        (self.bnet, self.var_grp, self.var, self.mon, self.groups, self.net, self.signed,
+         self.ends) = _build(net, low, nb, T, record_trace, self.dt)
         self.bnet.store("start")
 
+    def chunks_per_run(self) -> int:
+        return max(1, MAX_INPUT_BYTES // (8 * self.T * self.nb * self.n_in))
+
     def run(self, e: np.ndarray):
-        """``e`` [T, b, n_in] with b <= nb; returns (readout [b, C], trace or None, events per source,
-        net counts per population [b, *shape] or None)."""
+        """``e`` [T, b, n_in], any b: ``ceil(b / nb)`` chunks in one run; returns (readout [b, C],
+        trace [T, b, C] or None, events per source, net counts per population [b, *shape] or None)."""
         b2, nb, T = self.b2, self.nb, self.T
         b = e.shape[1]
-        full = np.zeros((T, nb, self.n_in))
-        full[:, :b] = e
-        ta = b2.TimedArray(full.reshape(T, nb * self.n_in), dt=self.dt)
+        K = -(-b // nb)
+        full = np.zeros((K, T, nb, self.n_in))
+        pad = np.zeros((T, K * nb, self.n_in))
+        pad[:, :b] = e
+        full[:] = pad.reshape(T, K, nb, self.n_in).transpose(1, 0, 2, 3)
+        ta = b2.TimedArray(full.reshape(K * T, nb * self.n_in), dt=self.dt)
         self.bnet.restore("start")
-        self.bnet.run(T * self.dt, namespace={"e_in": ta, "inf": np.inf})
+        self.bnet.run(K * T * self.dt, namespace={"e_in": ta, "inf": np.inf})
+
+        def per_chunk(grp, var):
+            """[K, nb * size]: what each chunk ended with (recorded at the next chunk's first step; the
+            last chunk's values are the final state)."""
+            rec = np.asarray(getattr(self.ends[grp.name], var), np.float64)  # [size * nb, K]
+            last = np.asarray(getattr(grp, var)[:], np.float64)
+            return np.concatenate([rec[:, 1:K].T, last[None]], 0)
+
         net, ro = self.net, self.net.readout
         C = net.num_classes
-        acc = np.asarray(getattr(self.var_grp, self.var)[:], np.float64).reshape(nb, C)[:b]
+        acc = per_chunk(self.var_grp, self.var).reshape(K * nb, C)[:b]
         trace = None
         if self.mon is not None:
-            tr = np.asarray(getattr(self.mon, self.var), np.float64)  # [nb*C, T]
-            trace = (tr.T.reshape(T, nb, C) / np.arange(1, T + 1).reshape(T, 1, 1) * ro.scale)[:, :b]
-        events = {}
+            tr = np.asarray(getattr(self.mon, self.var), np.float64)  # [nb*C, K*T]
+            tr = tr.T.reshape(K, T, nb, C).transpose(1, 0, 2, 3).reshape(T, K * nb, C)[:, :b]
+            trace = tr / np.arange(1, T + 1).reshape(T, 1, 1) * ro.scale
+        events, counts = {}, {}
         for k, g in self.groups.items():
             if k == INPUT:
                 continue
-            ev = np.asarray(g.count[:], np.float64)
-            if k in self.signed:  # events = positive + negative spikes = net count + 2 * negative spikes
-                ev = ev + 2 * np.asarray(g.nneg[:], np.float64)
-            events[k] = ev.reshape(nb, -1)[:b].sum(0)
-        counts = None
-        if self.record_counts:
-            counts = {k: np.asarray(self.groups[k].count[:]).reshape(nb, *net.shapes[k])[:b].astype(np.int32)
-                      for k in net.populations}
-        return acc * ro.scale / T, trace, events, counts
+            c = per_chunk(g, "count")
+            ev = c + 2 * per_chunk(g, "nneg") if k in self.signed else c  # events = net count + 2 x negative
+            events[k] = ev.reshape(K * nb, -1)[:b].sum(0)
+            if self.record_counts and k in net.populations:
+                counts[k] = c.reshape(K * nb, *net.shapes[k])[:b].astype(np.int32)
+        return acc * ro.scale / T, trace, events, counts if self.record_counts else None
 
 
 def _build(net: SpikingNetwork, low: Lowering, nb: int, T: int, record_trace: bool, dt):
@@ -150,6 +169,7 @@ def _build(net: SpikingNetwork, low: Lowering, nb: int, T: int, record_trace: bo
     # sources that emit -1 spikes (a ``negspike`` event; the input's -1 are values of x, not events)
     signed = set()
     sizes = {k: int(np.prod(s)) for k, s in net.shapes.items()}
+    linked = " (linked)" if net.encoding.kind == "direct" else ""  # see add_target
 
     def schedule(*runners):
         """Put code objects in the ``groups`` slot, in this order, after everything scheduled so far."""
@@ -160,11 +180,8 @@ def _build(net: SpikingNetwork, low: Lowering, nb: int, T: int, record_trace: bo
         i, j, w = term.coo()
         ii, jj, ww = _tile_coo(i, j, w, sizes[src_name], int(np.prod(term.out_shape)), nb)
         if summed:
-            # a direct-current input is the same at every step: its synaptic sum is computed at the
-            # first step only (a clock of T steps) and held, instead of T times
-            sdt = T * dt if net.encoding.kind == "direct" else dt
             syn = b2.Synapses(groups[src_name], tgt_group, model=f"w : 1\n{code_target}_post = w * x_pre : 1 (summed)",
-                              name=f"syn_{tgt_group.name}_{k}", dt=sdt)
+                              name=f"syn_{tgt_group.name}_{k}")
         elif src_name in signed:
             syn = b2.Synapses(groups[src_name], tgt_group, model="w : 1",
                               on_pre={"pre": f"{code_target}_post += w", "neg": f"{code_target}_post -= w"},
@@ -195,7 +212,16 @@ def _build(net: SpikingNetwork, low: Lowering, nb: int, T: int, record_trace: bo
         for k, term in enumerate(tg.terms):
             (summed if term.source == INPUT else spiking).append((k, term))
         for k, term in summed:
-            syn = connect(term.source, grp, term, f"I{k}", k, summed=True)
+            if linked:
+                # a direct current is the same at every step of a chunk: its synaptic sum is computed at
+                # a chunk's first step only, into a group on a clock of T steps (a summed variable runs
+                # on its target's clock), which the population reads as a linked variable
+                hold = b2.NeuronGroup(nb * nmax, "I : 1", dt=T * dt, name=f"hold_{grp.name}_{k}")
+                syn = connect(term.source, hold, term, "I", k, summed=True)
+                setattr(grp, f"I{k}", b2.linked_var(hold, "I"))
+                objs.append(hold)
+            else:
+                syn = connect(term.source, grp, term, f"I{k}", k, summed=True)
             for upd in syn.summed_updaters.values():
                 upd.when, upd.order = "groups", next(order)
             objs.append(syn)
@@ -206,7 +232,8 @@ def _build(net: SpikingNetwork, low: Lowering, nb: int, T: int, record_trace: bo
             N = sizes[name]
             tg = low.targets[name]
             isum = [f"I{k}" for k, t in enumerate(tg.terms) if t.source == INPUT]
-            model = "v : 1\nvth : 1 (constant)\nbias : 1 (constant)\ncount : 1\n" + "".join(f"{s} : 1\n" for s in isum)
+            model = ("v : 1\nv0 : 1 (constant)\nvth : 1 (constant)\nbias : 1 (constant)\ncount : 1\n"
+                     + "".join(f"{s} : 1{linked}\n" for s in isum))
             reset = ("v -= vth" if n.reset == "subtract" else f"v = {n.v_reset!r}") + "\ncount += 1"
             if n.signed:
                 # -1 spike: v < 0 with a positive net count (count is C_{t-1}: tested before the resets);
@@ -219,7 +246,8 @@ def _build(net: SpikingNetwork, low: Lowering, nb: int, T: int, record_trace: bo
                 grp = b2.NeuronGroup(nb * N, model, threshold="v > vth", reset=reset, name=f"pop_{len(groups)}")
             grp.vth = np.tile(np.broadcast_to(n.threshold, n.shape).reshape(-1), nb)
             grp.bias = np.tile(np.broadcast_to(tg.const, n.shape).reshape(-1), nb)
-            grp.v = np.tile(np.broadcast_to(n.v_init, n.shape).reshape(-1), nb)
+            grp.v0 = np.tile(np.broadcast_to(n.v_init, n.shape).reshape(-1), nb)
+            grp.v = grp.v0[:]
             groups[name] = grp
             objs.append(grp)
             _, spiking = add_target(name, grp, "v", N)
@@ -276,7 +304,7 @@ def _build(net: SpikingNetwork, low: Lowering, nb: int, T: int, record_trace: bo
     if ro.kind == "membrane":
         tg = low.targets["readout"]
         isum = [f"I{k}" for k, t in enumerate(tg.terms) if t.source == INPUT]
-        model = "acc : 1\nc : 1 (constant)\n" + "".join(f"{s} : 1\n" for s in isum)
+        model = "acc : 1\nc : 1 (constant)\n" + "".join(f"{s} : 1{linked}\n" for s in isum)
         rgrp = b2.NeuronGroup(nb * C, model, name="readout")
         rgrp.c = np.tile(tg.const.reshape(-1), nb)
         objs.append(rgrp)
@@ -294,7 +322,35 @@ def _build(net: SpikingNetwork, low: Lowering, nb: int, T: int, record_trace: bo
     if record_trace:
         mon = b2.StateMonitor(var_grp, var, record=True, when="end", name="trace")
         objs.append(mon)
-    return b2.Network(*objs), var_grp, var, mon, groups, net, signed
+    # every T steps, in the start slot: record what the chunk ended with, then restart the state
+    restart = {g.name: (g, r) for g, r in _restarts(net, groups, signed, var_grp, var)}
+    ends = {}
+    for name, (g, (recorded, code)) in restart.items():
+        if recorded:
+            ends[name] = b2.StateMonitor(g, recorded, record=True, dt=T * dt, when="start", order=0,
+                                         name=f"{name}_end")
+            objs.append(ends[name])
+        g.run_regularly(code, dt=T * dt, when="start", order=1, name=f"{name}_restart")
+    return b2.Network(*objs), var_grp, var, mon, groups, net, signed, ends
+
+
+def _restarts(net: SpikingNetwork, groups: dict, signed: set, var_grp, var):
+    """(group, (variables recorded at a chunk's end, code that restores its initial state)) for every
+    group with state."""
+    for k, g in groups.items():
+        n = net.nodes.get(k)
+        if k == INPUT:
+            if "count" in g.variables:
+                yield g, ([], "count = 0")
+        elif isinstance(n, Neurons):
+            rec = ["count", "nneg"] if k in signed else ["count"]
+            yield g, (rec, "v = v0\ncount = 0" + ("\nnneg = 0" if k in signed else ""))
+        elif k in signed:  # a max-pool of a signed source
+            yield g, (["count", "nneg"], "count = 0\nnneg = 0")
+        else:
+            yield g, (["count"], "mx = 0\nemitted = 0\ncount = 0")
+    if var == "acc":
+        yield var_grp, (["acc"], "acc = 0")
 
 
 @register_backend("brian2", precisions=("float",),
@@ -343,8 +399,9 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
     try:
         b2.start_scope()
         sim = _Chunked(net, low, min(batch_size, B), e.shape[2], T, dt_s, record_trace, record_counts)
-        for s in range(0, B, batch_size):
-            out, tr, ev, cn = sim.run(e[:, s:s + batch_size])
+        per_run = sim.nb * sim.chunks_per_run()
+        for s in range(0, B, per_run):
+            out, tr, ev, cn = sim.run(e[:, s:s + per_run])
             outs.append(out)
             pop_counts.append(cn)
             if record_trace:
