@@ -380,7 +380,7 @@ def _run_layer(low: Lowered, e: torch.Tensor, const_input: bool, T: int, stats: 
                 i, v = n.inputs[j], ins[j]
                 nz = counts.get(i)
                 if nz is None:
-                    nz = (v.x != 0).sum(0) * (T if v.const else 1)
+                    nz = torch.count_nonzero(v.x, dim=0) * (T if v.const else 1)
                 stats.events(k, j, nz)
         if isinstance(n, Neurons):
             src = ins[0]
@@ -443,22 +443,22 @@ def _accumulated_layer(low: Lowered, k: str, n, ins: list[_Val], T: int, B: int,
         a, b = ins
         m = a.x.shape[-2]
         nn_ = b.x.shape[-2] if n.transpose_b else b.x.shape[-1]
-        stats.synops[k] += float((a.x != 0).sum()) * (T if a.const else 1) * nn_ \
-            + float((b.x != 0).sum()) * (T if b.const else 1) * m
+        stats.synops[k] += float(torch.count_nonzero(a.x)) * (T if a.const else 1) * nn_ \
+            + float(torch.count_nonzero(b.x)) * (T if b.const else 1) * m
     if all(v.const for v in ins):  # a constant input's running mean is the input itself
         y = tf.fn(n, [v.x[0] for v in ins], low.tf_cache)
         return _Val(y.unsqueeze(0), True)
     steps = torch.arange(1, T + 1, dtype=low.dtype, device=ins[0].x.device)
-    means = []
-    for v in ins:
-        if v.const:
-            means.append(v.x.expand(T, *v.x.shape[1:]).flatten(0, 1))
-        else:
-            c = torch.cumsum(v.x, 0)
-            means.append((c / steps.view(T, *([1] * (c.dim() - 1)))).flatten(0, 1))
-    f = tf.fn(n, means, low.tf_cache).unflatten(0, (T, B))
-    g = f * steps.view(T, *([1] * (f.dim() - 1)))
-    return _Val(torch.diff(g, dim=0, prepend=torch.zeros_like(g[:1])))
+    # every f acts on the last axes, so [T, B, ...] goes in as it is (a constant [1, B, ...] broadcasts)
+    means = [v.x if v.const else torch.cumsum(v.x, 0).div_(steps.view(T, *([1] * (v.x.dim() - 1))))
+             for v in ins]
+    g = tf.fn(n, means, low.tf_cache)
+    g = g.mul_(steps.view(T, *([1] * (g.dim() - 1)))) if g.data_ptr() not in {m_.data_ptr() for m_ in means} \
+        else g * steps.view(T, *([1] * (g.dim() - 1)))
+    y = torch.empty_like(g)
+    y[0] = g[0]
+    torch.sub(g[1:], g[:-1], out=y[1:])
+    return _Val(y)
 
 
 def _run_step(low: Lowered, e: torch.Tensor, const_input: bool, T: int, stats: _Stats, record: bool):
