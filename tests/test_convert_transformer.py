@@ -141,3 +141,22 @@ def test_quantised_attention_is_the_quantised_ann_at_T_equal_L_for_one_layer_fed
     assert (r.output.argmax(1) == want.argmax(1)).mean() >= 0.9
     q_pos = [k for k in net.populations if k.endswith("q_quant_pos")][0]
     assert net.metadata["scales"][q_pos] == pytest.approx(float(m.blocks[0].attn.q_quant.threshold.detach()))
+
+
+def test_cli_converts_a_quantised_vit_and_saves_the_ir(tmp_path, capsys):
+    import json
+
+    from neurosim.cli import main
+    from neurosim.ir import SpikingNetwork
+
+    for model, data, extra in (("vit_tiny", "digits", ["--activation", "qcfs", "--set", "quant_levels=4",
+                                                       "--set", "d_model=16", "--set", "n_layers=1"]),):
+        ir = tmp_path / f"{model}.npz"
+        args = ["convert", model, "--dataset", data, "--timesteps", "2,4", "--epochs", "1", "--test-samples", "20",
+                "--checkpoint", str(tmp_path / f"{model}.pt"), "--plot", str(tmp_path / f"{model}.png"),
+                "--save-ir", str(ir), "--json", *extra]
+        assert main(args) == 0
+        rep = json.loads(capsys.readouterr().out)
+        assert rep["timesteps"] == [2, 4] and all(0 <= a <= 1 for a in rep["snn_accuracy"])
+        net = SpikingNetwork.load(ir)
+        assert any(n.kind == "MatMul" for n in net.nodes.values()) and net.populations
