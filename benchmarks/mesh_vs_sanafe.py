@@ -39,16 +39,21 @@ SANAFE_LOIHI = dict(e_synop_pj=35.5, t_synop_ns=3.8, e_spike_pj=111.0, t_spike_n
 
 
 def export(net, x, T, mapping):
-    """The arrays run_sanafe.py reads, and our placement."""
+    """The arrays run_sanafe.py reads, and our placement.
+
+    A network that needs several chips is placed on our near-square grid of chips with
+    ``chip_links="seamless"``, and SANA-FE gets one mesh of the same size (``mesh_w`` x ``mesh_h`` tiles, the
+    bundled loihi.yaml otherwise unchanged, as SANA-FE's own loihi_large.yaml describes 32 chips): SANA-FE
+    prices every hop of a direction alike (the source tile's latency, the destination tile's energy), so it
+    cannot express a chip-to-chip link that costs more than an on-chip hop."""
     from hw import neuromorphic_mesh as nm
     from neurosim.backends._terms import Lowering
     from neurosim.ir import INPUT
 
-    pl = nm.place(net, "loihi", mapping)
-    if pl.chips > 1:
-        raise SystemExit("the SANA-FE comparison maps one chip only")
+    pl = nm.place(net, "loihi", mapping, params=nm.chip_params("loihi", chip_links="seamless"))
+    W, H = pl.params.mesh_x * pl.chips_x, pl.params.mesh_y * pl.chips_y
     low = Lowering(net)
-    d = {"T": np.int64(T)}
+    d = {"T": np.int64(T), "mesh_w": np.int64(W), "mesh_h": np.int64(H)}
     groups = []
     for tname, tg in low.targets.items():
         n = int(np.prod(tg.shape))
@@ -71,14 +76,14 @@ def export(net, x, T, mapping):
                if node is not None and hasattr(node, "threshold") else np.full(n, 1e9))  # readout: integrators
         cores = pl.core_index(tname, n)
         d[f"n_{tname}"], d[f"thr_{tname}"], d[f"bias_{tname}"] = np.int64(n), thr, bias
-        d[f"tile_{tname}"] = np.array([pl.pos[c][1] * pl.params.mesh_y + pl.pos[c][2] for c in cores])
+        d[f"tile_{tname}"] = np.array([pl.pos[c][1] * H + pl.pos[c][2] for c in cores])  # SANA-FE: x = id // H
         d[f"core_{tname}"] = np.array([pl.pos[c][3] for c in cores])
         groups.append(tname)
     d["groups"] = np.array(groups)
     return d, pl
 
 
-def compare(net, x, T, mapping):
+def compare(net, x, T, mapping, mode="exact"):
     import hw
     from hw import neuromorphic, neuromorphic_mesh as nm
 
@@ -86,16 +91,19 @@ def compare(net, x, T, mapping):
     with tempfile.TemporaryDirectory() as tmp:
         np.savez(Path(tmp) / "in.npz", **d)
         t0 = time.perf_counter()
-        subprocess.run([str(SANAFE_PY), str(ROOT / "benchmarks" / "sanafe" / "run_sanafe.py"),
-                        str(Path(tmp) / "in.npz"), str(Path(tmp) / "out.npz")], check=True, capture_output=True)
+        r = subprocess.run([str(SANAFE_PY), str(ROOT / "benchmarks" / "sanafe" / "run_sanafe.py"),
+                            str(Path(tmp) / "in.npz"), str(Path(tmp) / "out.npz")], capture_output=True, text=True)
+        if r.returncode:
+            raise SystemExit(f"SANA-FE failed (exit {r.returncode}): {r.stderr.strip()[-2000:]}")
         sf_total = time.perf_counter() - t0
         sf = dict(np.load(Path(tmp) / "out.npz"))
     raster = {g: sf[f"raster_{g}"] for g in net.populations}
     raster["input"] = np.zeros((T, int(np.prod(net.input_shape))))
+    act = nm.activity_from_raster(raster)
     t0 = time.perf_counter()
-    ours = nm.simulate(net, nm.activity_from_raster(raster), "loihi", placement=pl, mode="exact")
+    ours = nm.simulate(net, act, "loihi", placement=pl, mode=mode, chip_links="seamless")
     ours_wall = time.perf_counter() - t0
-    cal = nm.simulate(net, nm.activity_from_raster(raster), "loihi", placement=pl, mode="exact", **SANAFE_LOIHI).totals
+    cal = nm.simulate(net, act, "loihi", placement=pl, mode=mode, chip_links="seamless", **SANAFE_LOIHI).totals
     # the analytic model on the same activity
     T_ = T
     layers = []
@@ -124,7 +132,9 @@ def compare(net, x, T, mapping):
             "mesh_sanafe_params_latency_s": cal["latency_s"],
             "mesh_sanafe_params_energy_dynamic_j": cal["energy_j"] - cal["energy_static_j"],
             "analytic_latency_s": ana.totals["latency_s"], "analytic_energy_dynamic_j": ana.totals["energy_dynamic_j"],
-            "sanafe_sim_s": float(sf["wall_s"]), "sanafe_total_s": sf_total, "mesh_sim_s": ours_wall}
+            "sanafe_sim_s": float(sf["wall_s"]), "sanafe_total_s": sf_total, "mesh_sim_s": ours_wall,
+            "cores": pl.n_cores, "chips": pl.chips, "mesh_tiles": int(d["mesh_w"] * d["mesh_h"]),
+            "mode": ours.assumptions["mode"]}
 
 
 def main():
@@ -133,37 +143,40 @@ def main():
     ap.add_argument("--samples", type=int, default=3)
     ap.add_argument("--timesteps", type=int, default=32)
     ap.add_argument("--mapping", default="compact")
+    ap.add_argument("--mode", default=None, help="our granularity on SANA-FE's raster (default: exact on one chip, "
+                    "aggregate on several)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     if not SANAFE_PY.exists():
         raise SystemExit(f"no SANA-FE venv at {SANAFE_PY.parent.parent}; see this script's docstring")
+    from hw import neuromorphic_mesh as nm
     from models.train import resolve_dataset
     from neurosim.ir import SpikingNetwork
 
     net = SpikingNetwork.load(a.network)
+    mode = a.mode or ("exact" if nm.place(net, "loihi", a.mapping).chips == 1 else "aggregate")
     _, test = resolve_dataset("mnist5k")
-    rows = [compare(net, test.x[i].numpy(), a.timesteps, a.mapping) for i in range(a.samples)]
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    rows = [compare(net, test.x[i].numpy(), a.timesteps, a.mapping, mode) for i in range(a.samples)]
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "mode"}
     T = a.timesteps
-    print(f"{Path(a.network).name}: {a.samples} sample(s), T={T}, {a.mapping} mapping, Loihi; per timestep (mean):")
-    print(f"  {'':10s} {'latency ns':>12s} {'dyn. energy nJ':>15s} {'run time s':>11s}")
-    print(f"  {'SANA-FE':10s} {mean['sanafe_latency_s'] / T * 1e9:12.1f} {mean['sanafe_energy_j'] / T * 1e9:15.3f} "
-          f"{mean['sanafe_sim_s']:11.3f}")
-    print(f"  {'mesh':10s} {mean['mesh_latency_s'] / T * 1e9:12.1f} {mean['mesh_energy_dynamic_j'] / T * 1e9:15.3f} "
-          f"{mean['mesh_sim_s']:11.3f}")
-    print(f"  {'mesh (SANA-FE parameters)':10s} {mean['mesh_sanafe_params_latency_s'] / T * 1e9:12.1f} "
-          f"{mean['mesh_sanafe_params_energy_dynamic_j'] / T * 1e9:15.3f}")
-    print(f"  {'analytic':10s} {mean['analytic_latency_s'] / T * 1e9:12.1f} "
-          f"{mean['analytic_energy_dynamic_j'] / T * 1e9:15.3f}")
-    print(f"  mesh / SANA-FE: latency {mean['mesh_latency_s'] / mean['sanafe_latency_s']:.3f}, dynamic energy "
-          f"{mean['mesh_energy_dynamic_j'] / mean['sanafe_energy_j']:.3f}; analytic / SANA-FE: latency "
-          f"{mean['analytic_latency_s'] / mean['sanafe_latency_s']:.3f}, energy "
-          f"{mean['analytic_energy_dynamic_j'] / mean['sanafe_energy_j']:.3f}")
-    print(f"  mesh with SANA-FE's per-op parameters / SANA-FE: latency "
-          f"{mean['mesh_sanafe_params_latency_s'] / mean['sanafe_latency_s']:.3f}, dynamic energy "
-          f"{mean['mesh_sanafe_params_energy_dynamic_j'] / mean['sanafe_energy_j']:.3f}")
-    print("  energy split (nJ/step): SANA-FE synapse {:.3f} soma {:.3f} network {:.3f}; mesh synaptic {:.3f} "
-          "neuron {:.3f} network {:.3f} (+ static {:.3f})".format(
+    r0 = rows[0]
+    print(f"{Path(a.network).name}: {a.samples} sample(s), T={T}, {a.mapping} mapping, Loihi, {r0['cores']} cores on "
+          f"{r0['chips']} chip(s) ({r0['mesh_tiles']} tiles in one mesh in both), our mode {r0['mode']}; "
+          "per timestep, mean of the samples:")
+    sl, se = mean["sanafe_latency_s"], mean["sanafe_energy_j"]
+    print(f"  {'':34s} {'latency ns':>11s} {'dyn. energy nJ':>15s} {'lat. ratio':>10s} {'energy ratio':>12s} "
+          f"{'run time s':>10s}")
+    for name, lat, e, wall in (
+            ("SANA-FE 2.2.9 (loihi.yaml)", sl, se, mean["sanafe_sim_s"]),
+            ("mesh, Davies 2018 Table 2", mean["mesh_latency_s"], mean["mesh_energy_dynamic_j"], mean["mesh_sim_s"]),
+            ("mesh, SANA-FE's per-op figures", mean["mesh_sanafe_params_latency_s"],
+             mean["mesh_sanafe_params_energy_dynamic_j"], None),
+            ("analytic (hw.neuromorphic)", mean["analytic_latency_s"], mean["analytic_energy_dynamic_j"], None)):
+        print(f"  {name:34s} {lat / T * 1e9:11.1f} {e / T * 1e9:15.3f} {lat / sl:10.3f} {e / se:12.3f} "
+              + (f"{wall:10.2f}" if wall is not None else f"{'':>10s}"))
+    print(f"  SANA-FE run time incl. building the network: {mean['sanafe_total_s']:.2f} s; {mean['spikes']:,.0f} spikes")
+    print("  energy split (nJ/step): SANA-FE synapse {:.3f} soma {:.3f} network {:.3f}; mesh (Davies) synaptic {:.3f} "
+          "neuron {:.3f} network {:.3f} (+ static {:.3f}, not in SANA-FE's file)".format(
               *(mean[k] / T * 1e9 for k in ("sanafe_energy_synapse_j", "sanafe_energy_soma_j", "sanafe_energy_network_j",
                                            "mesh_energy_synaptic_j", "mesh_energy_neuron_j", "mesh_energy_network_j",
                                            "mesh_energy_static_j"))))

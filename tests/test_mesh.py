@@ -175,7 +175,8 @@ def test_cli(tmp_path, capsys):
     d = json.loads(capsys.readouterr().out)
     assert d["totals"]["energy_j"] > 0 and d["totals"]["latency_s"] > 0 and d["totals"]["samples"] == 4
     assert d["totals"]["analytic_energy_j"] > 0
-    for argv, msg in ((["--chip", "truenorth"], "unknown chip"), (["--mapping", "diag"], "unknown mapping")):
+    for argv, msg in ((["--chip", "truenorth"], "unknown chip"), (["--mapping", "diag"], "unknown mapping"),
+                      (["--chip-links", "ring"], "unknown chip_links")):
         assert main(["mesh", str(tmp_path / "net.npz"), "--inputs", str(tmp_path / "x.npy"), *argv]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and msg in err
@@ -241,3 +242,68 @@ def test_spiking_maxpool_gates_are_cores_and_conserve_synops():
     assert gate_synops == pytest.approx(res.spike_counts["n1"] / res.batch)
     assert t["synops"] - gate_synops == pytest.approx(res.total_synops, rel=1e-9)
     assert t["messages_sent"] == pytest.approx(t["messages_received"])
+
+
+# ---- tile mode's kernel, boards of chips -------------------------------------------------------------
+
+def _small_board(links):
+    """Chips of 2 x 1 tiles of one core each: a 5-core net spans 3 chips (a 2 x 2 grid), fast to simulate."""
+    return dict(mesh_x=2, mesh_y=1, cores_per_tile=1, chip_links=links)
+
+
+@pytest.mark.parametrize("links", ["board", "seamless"])
+@pytest.mark.parametrize("mapping", ["compact", "spread"])
+def test_tile_kernel_equals_simpy(mapping, links):
+    net = _dense(300, 1500, seed=7)
+    act = _raster(net, 3, 0.15, seed=8)
+    kw = dict(mapping=mapping, mode="tile", **_small_board(links))
+    ref = nm.simulate(net, act, "loihi", engine="simpy", **kw)
+    fast = nm.simulate(net, act, "loihi", **kw)
+    assert (ref.assumptions["engine"], fast.assumptions["engine"]) == ("simpy", "numba")
+    assert ref.totals["chips"] == 3 and ref.totals["messages_sent"] > 0
+    for k, v in ref.totals.items():
+        if k not in ("sim_wall_s", "events_per_s"):
+            assert fast.totals[k] == v, k  # the same events in the same order: bit for bit
+    assert fast.rows == ref.rows and fast.links == ref.links and fast.cores == ref.cores
+    with pytest.raises(NeurosimError, match="unknown engine"):
+        nm.simulate(net, act, "loihi", engine="gpu")
+
+
+def test_vectorised_routes_equal_route_tiles():
+    net = _dense(300, 1500, seed=7)
+    for links in ("board", "seamless"):
+        pl = nm.place(net, "loihi", "spread", params=nm.chip_params("loihi", **_small_board(links)))
+        st = nm._Step(pl, exact=False, tile_level=True)
+        src, dst = np.meshgrid(np.arange(-1, pl.n_cores), np.arange(pl.n_cores))
+        hops, ew, ns, cross, e = st.flow_routes(src.ravel(), dst.ravel())
+        st._tile_xy()
+        tid = st._tile_id
+        ptr, lid, lt = st._route_csr(tid[src.ravel() + 1], tid[dst.ravel() + 1])
+        for f, (a, b) in enumerate(zip(src.ravel(), dst.ravel())):
+            r = st.route(int(a), int(b))
+            assert hops[f] == len(r) and cross[f] == sum(c for *_, c in r)
+            assert ew[f] + ns[f] + cross[f] == len(r) and e[f] == pytest.approx(sum(x for _, _, x, _ in r))
+            assert [st.link_key(i) for i in lid[ptr[f]:ptr[f + 1]]] == [k for k, *_ in r]
+            assert lt[ptr[f]:ptr[f + 1]].tolist() == [t for _, t, _, _ in r]
+        assert (cross.sum() > 0) == (links == "board")
+
+
+def test_seamless_chips_are_one_mesh():
+    net = _dense(300, 1500, seed=7)
+    act = _raster(net, 3, 0.15, seed=8)
+    board = nm.simulate(net, act, "loihi", mode="tile", **_small_board("board"))
+    flat = nm.simulate(net, act, "loihi", mode="tile", **_small_board("seamless"))
+    p = nm.chip_params("loihi", **_small_board("seamless"))
+    assert board.totals["chip_crossings"] > 0 and flat.totals["chip_crossings"] == 0
+    assert flat.totals["spike_hops"] == board.totals["spike_hops"]  # the same routes, priced as on-chip hops
+    # every hop priced on-chip: the network energy is the per-message spike energy plus E-W / N-S hops
+    t = flat.totals
+    assert t["energy_network_j"] == pytest.approx((t["messages_sent"] * p.e_spike_pj + t["hops_ew"] * p.e_hop_ew_pj
+                                                  + t["hops_ns"] * p.e_hop_ns_pj) * 1e-12)
+    assert t["energy_network_j"] < board.totals["energy_network_j"]
+    # the barrier: no round trip over the chip grid (3 chips, 2 x 2 grid: 2 x 2 crossings of 100 ns on a board)
+    assert flat.totals["barrier_s"] == pytest.approx(p.barrier_ns(5) * 1e-9)
+    assert board.totals["barrier_s"] == pytest.approx(flat.totals["barrier_s"] + 4 * 100e-9)
+    assert any("one mesh" in n for n in flat.notes) and any("ASSUMED" in n for n in board.notes)
+    with pytest.raises(NeurosimError, match="unknown chip_links 'ring'"):
+        nm.chip_params("loihi", chip_links="ring")

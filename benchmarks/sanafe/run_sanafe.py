@@ -3,12 +3,15 @@
     benchmarks/sanafe/.venv/bin/python benchmarks/sanafe/run_sanafe.py IN.npz OUT.npz
 
 IN.npz (written by benchmarks/mesh_vs_sanafe.py): ``groups`` (names), per group ``n_<g>``, ``thr_<g>``,
-``bias_<g>``, ``tile_<g>``, ``core_<g>``; per connection ``s_<src>__<dst>`` [3, S] (source index, target index, weight of each synapse); ``T``. Neurons are
+``bias_<g>``, ``tile_<g>``, ``core_<g>``; ``mesh_w``, ``mesh_h`` (tiles; other than 8 x 4: SANA-FE's
+loihi.yaml with that many tiles in one mesh, how it describes several chips); per connection ``s_<src>__<dst>`` [3, S] (source index, target index, weight of each synapse); ``T``. Neurons are
 SANA-FE's Loihi LIF (``loihi_lif``) with soft (subtractive) reset, no leak, no input decay; OUT.npz holds
 per-step simulated time and energy (SANA-FE's perf trace), the spike raster per group and the run time.
 """
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import sanafe
@@ -16,7 +19,19 @@ import sanafe
 
 def main(src, dst):
     d = np.load(src, allow_pickle=False)
-    arch = sanafe.load_loihi()
+    W, H = (int(d["mesh_w"]), int(d["mesh_h"])) if "mesh_w" in d.files else (8, 4)
+    if (W, H) == (8, 4):
+        arch = sanafe.load_loihi()
+    else:  # several chips as one W x H mesh: the bundled loihi.yaml with more tiles (as SANA-FE's loihi_large.yaml)
+        text = (Path(sanafe.__file__).parent / "examples" / "loihi.yaml").read_text()
+        for a, b in (("width: 8\n", f"width: {W}\n"), ("height: 4\n", f"height: {H}\n"),
+                     ("loihi_tile[0..31]", f"loihi_tile[0..{W * H - 1}]")):
+            if text.count(a) != 1:
+                raise SystemExit(f"SANA-FE's loihi.yaml has changed: expected one {a.strip()!r}")
+            text = text.replace(a, b)
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "loihi_mesh.yaml").write_text(text)
+            arch = sanafe.load_arch(str(Path(tmp) / "loihi_mesh.yaml"))
     net = sanafe.Network()
     groups = [str(g) for g in d["groups"]]
     G = {}

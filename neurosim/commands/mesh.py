@@ -2,6 +2,7 @@
 
     neurosim mesh lenet5.npz --chip loihi --timesteps 32 --mapping spread --samples 100 --heatmap mesh.png
     neurosim mesh net.npz --inputs x.npy --json
+    neurosim mesh resnet_tiny.npz --chip-links seamless   # 7 chips as one mesh (what SANA-FE can describe)
 
 The inputs are ``--inputs FILE.npy`` ([N, *input_shape]) or the test split of ``--dataset`` (default: the
 net's ``metadata["dataset"]`` if it has one, else the bundled data set whose input shape matches: MNIST-5k
@@ -55,6 +56,9 @@ def configure(p):
     p.add_argument("--inputs", default=None, help="inputs as a .npy array [N, *input_shape]")
     p.add_argument("--dataset", default=None, help="bundled data set for the inputs (digits, mnist5k, ...)")
     p.add_argument("--max-chips", type=number(int, 1, 100_000), default=None, help="board size in chips (default 32)")
+    p.add_argument("--chip-links", default="board", help="board (chips joined by chip-to-chip links, ASSUMED "
+                   "100 ns / 40 pJ per crossing) or seamless (the chips' meshes join into one mesh, as SANA-FE's "
+                   "loihi_large.yaml)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--heatmap", default=None, help="write a PNG heat map of the mesh here")
     p.add_argument("--steps", action="store_true", help="print the per-timestep table")
@@ -64,18 +68,18 @@ def configure(p):
         from hw import neuromorphic, neuromorphic_mesh as nm
         from neurosim.ir import SpikingNetwork
 
-        nm.chip_params(args.chip)  # an unknown chip fails before the network runs
+        params = nm.chip_params(args.chip, chip_links=args.chip_links)  # an unknown chip fails before the run
         if args.mapping not in nm.MAPPINGS:
             from neurosim.errors import NeurosimError
 
             raise NeurosimError(f"unknown mapping {args.mapping!r}; valid: {', '.join(nm.MAPPINGS)}")
         net = SpikingNetwork.load(args.network)
-        pl = nm.place(net, args.chip, args.mapping, max_chips=args.max_chips)  # does it fit, before running
+        pl = nm.place(net, args.chip, args.mapping, params=params, max_chips=args.max_chips)  # does it fit?
         x = _inputs(args, net)
         res = net.run(x, args.timesteps, seed=args.seed, record_step_counts=True, record_counts=True)
         act = nm.activity_from_simresult(res, net, x)
         rep = nm.simulate(net, act, args.chip, mode=args.mode, placement=pl, model=str(args.network),
-                          heatmap=args.heatmap)
+                          heatmap=args.heatmap, chip_links=args.chip_links)
         ana = neuromorphic.cost_from_simresult(res, args.chip)
         rep.totals["analytic_energy_j"] = ana.totals["energy_j"] / res.batch
         rep.totals["analytic_latency_s"] = ana.totals["latency_s"] / res.batch
