@@ -171,3 +171,20 @@ def test_cli_bad_v3_config_is_one_line_exit_2(tmp_path, capsys):
     rc = main(["systolic", "-c", str(p), "-t", str(G3 / "topologies" / "tiny_conv.csv"), "-p", str(out)])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "UseRamulatorTrace" in err and not out.exists()
+
+
+def test_scalesim_command_line_drop_in(tmp_path, capsys):
+    from hw.systolic.__main__ import main
+
+    case = "is_4x4_user2_ellpack__sparse_gemm"
+    layout = tmp_path / "layout.csv"
+    layout.write_text("Layer name,\n")
+    assert main(["-c", str(G3 / "configs" / "is_4x4_user2_ellpack.cfg"), "-t", str(G3 / "topologies" /
+                 "sparse_gemm.csv"), "-i", "gemm", "-l", str(layout), "-p", str(tmp_path / "r")]) == 0
+    for f in (G3 / "reports" / case).iterdir():
+        assert (tmp_path / "r" / "is_4x4_user2_ellpack" / f.name).read_text() == f.read_text()
+    capsys.readouterr()
+    assert main(["-c", str(G3 / "configs" / "is_4x4_user2_ellpack.cfg"), "-t", str(G3 / "topologies" /
+                 "sparse_gemm.csv"), "-l", str(tmp_path / "nope.csv"), "-p", str(tmp_path / "r2")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "layout file not found" in err and not (tmp_path / "r2").exists()
