@@ -97,6 +97,8 @@ class RooflineSpec(DeviceSpec):
     tdp_w: float | None = None
     typical_power_w: float | None = None
     idle_power_w: float | None = None
+    memory_preset: str | None = None  # a hw.memory preset (hbm2, hbm2e, hbm3, ddr4_3200, ...)
+    memory_stacks: int | None = None  # how many of it (HBM stacks, DDR channels): hw.memory.device_memory
 
     def __post_init__(self):
         object.__setattr__(self, "peak_tflops", _frozen(self.peak_tflops))
