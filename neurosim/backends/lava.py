@@ -17,8 +17,10 @@ Lowering (see :mod:`neurosim.backends._terms` for how the IR becomes sources and
 * SpikeMaxPool2d: :class:`~neurosim.loihi.processes.SpikeMaxPool`; residual adds: several Dense/Conv
   into one ``a_in`` port (Lava sums them), the shorter branch behind a
   :class:`~neurosim.loihi.processes.Delay`;
-* readout: ``lava.proc.io.sink.RingBuffer`` recording the summed readout current (membrane) or the
-  output spikes (spike_count; signed spikes sum with their sign).
+* readout: a :class:`~neurosim.loihi.processes.LaneSink` (Lava's ``io.sink.RingBuffer``) recording the
+  summed readout current (membrane) or the output spikes (spike_count; signed spikes sum with their
+  sign). Results come back through memory shared with the forked workers, not through Lava's Var
+  ``get``, which sends one scalar per message (:func:`neurosim.loihi.processes.shared_array`).
 
 Signed spikes. A signed population's spikes (-1/0/1), and those of a SpikeMaxPool reading one, are
 sent as graded messages (Loihi 2's graded spikes with an integer payload; Loihi 1 has only binary
@@ -296,9 +298,8 @@ class _Graph:
 
     def __init__(self, net: SpikingNetwork, enc: np.ndarray, T: int, fixed: bool, vth_mant: int,
                  input_step: float, graded_input: bool, lanes: int, direct: bool):
-        from lava.proc.io.sink import RingBuffer as Sink
-
-        from neurosim.loihi.processes import ConversionNeurons, Delay, LaneConv, LaneDense, LaneSource, SpikeMaxPool
+        from neurosim.loihi.processes import (ConversionNeurons, Delay, LaneConv, LaneDense, LaneSink, LaneSource,
+                                              SpikeMaxPool)
 
         b = enc.shape[0]
         L = max(1, min(int(lanes), b))
@@ -319,6 +320,7 @@ class _Graph:
             data = slots.reshape(W, L, T, -1).transpose(0, 2, 1, 3).reshape(W * T, L, *src_shape)
             repeat = 1
         self.source = LaneSource(data=data, repeat=repeat)
+        self.all_procs = [self.source]
         self.out_port = {INPUT: self.source.s_out}
         self.procs = {}
         win = dict(period=T, windows=W, lanes=L, samples=b)
@@ -351,7 +353,8 @@ class _Graph:
                 self.procs[k] = proc
                 self.out_port[k] = proc.s_out
         ro = net.readout
-        self.sink = Sink(shape=(L, net.num_classes), buffer=self.total)
+        self.sink = LaneSink(shape=(L, net.num_classes), buffer=self.total)
+        self.all_procs += [*self.procs.values(), self.sink]
         if ro.kind == "membrane":
             self.readout_const = low.targets["readout"].const
         else:
@@ -368,6 +371,7 @@ class _Graph:
                 d = extra[(tname, i)]
                 if d > 0:
                     dl = Delay(shape=(L, *in_shape), delay=d)
+                    self.all_procs.append(dl)
                     port.connect(dl.s_in)
                     port = dl.s_out
                 graded = (term.source == INPUT and graded_input) or term.source in signed_src
@@ -389,6 +393,7 @@ class _Graph:
                                     num_message_bits=nmb, lanes=L, name=f"{tname}.{i}")
                 port.connect(syn.s_in)
                 syn.a_out.connect(dst)
+                self.all_procs.append(syn)
                 self.n_synapse_procs += 1
 
     def _dense_lava(self, term) -> np.ndarray:
@@ -464,10 +469,16 @@ class _Graph:
     def any_proc(self):
         return self.source
 
+    def release(self) -> None:
+        """Free the shared result arrays (after :meth:`results`, or when the run failed)."""
+        from neurosim.loihi.processes import release
+
+        release(self.sink.key, *(p.key for p in self.procs.values()))
+
     def results(self, record_trace: bool):
         net, B, T, L, W = self.net, self.B, self.T, self.L, self.W
         R = self.lat["readout"]
-        data = np.asarray(self.sink.data.get(), np.float64)[:, :, R:R + W * T]  # [L, classes, W*T]
+        data = np.array(self.sink.data[:, :, R:R + W * T], np.float64)  # [L, classes, W*T]
         y = data.reshape(L, -1, W, T).transpose(2, 0, 3, 1).reshape(W * L, T, -1)[:B]  # sample w*L + l
         if net.readout.kind == "membrane":
             if self.fixed:
@@ -479,15 +490,15 @@ class _Graph:
         output = trace[:, -1]
         counts, events = {}, {}
         for k, p in self.procs.items():
-            c = np.asarray(p.spike_count.get(), np.float64).reshape(-1)
+            c = np.array(p.spike_count, np.float64).reshape(-1)
             c_ir = np.empty_like(c)
             c_ir[ir_to_lava_perm(net.shapes[k])] = c
             events[k] = c_ir
             if isinstance(net.nodes[k], Neurons):
                 counts[k] = float(c.sum())
-        sat = {k: int(np.asarray(p.sat_count.get()).reshape(-1)[0]) for k, p in self.procs.items()
+        sat = {k: p.sat_count for k, p in self.procs.items()
                if isinstance(net.nodes[k], Neurons)}
-        amax = {k: float(np.asarray(p.a_max.get()).reshape(-1)[0]) for k, p in self.procs.items()
+        amax = {k: p.a_max for k, p in self.procs.items()
                 if isinstance(net.nodes[k], Neurons)}
         return output, (trace.transpose(1, 0, 2) if record_trace else None), counts, events, sat, amax
 
@@ -549,9 +560,10 @@ def _run_lava(graph: _Graph, precision: str, chunk_steps: int | None, progress, 
 
     from neurosim.proc import children_die_with_me
 
-    from neurosim.loihi.processes import warm_up
+    from neurosim.loihi.processes import model_map, warm_up
 
-    cfg = Loihi2SimCfg(select_tag="floating_pt" if precision == "float" else "fixed_pt")
+    cfg = Loihi2SimCfg(select_tag="floating_pt" if precision == "float" else "fixed_pt",
+                       exception_proc_model_map=model_map(graph.all_procs, precision))
     warm_up()  # the lane kernels compiled here once, inherited by the forked workers
     proc = graph.any_proc()
     total = graph.total
@@ -587,8 +599,11 @@ def _run_lava(graph: _Graph, precision: str, chunk_steps: int | None, progress, 
         watch.join()
         if main:
             signal.signal(WAKE_SIGNAL, old_wake)
-        if started:
-            _shutdown(proc, clean=clean and not failed.is_set() and not any(_dead(a) for a in _actors(proc)))
+        try:
+            if started:
+                _shutdown(proc, clean=clean and not failed.is_set() and not any(_dead(a) for a in _actors(proc)))
+        finally:
+            graph.release()
 
 
 # Messages in flight per Lava channel. Lava preallocates 64 in shared memory per channel, but every step

@@ -77,6 +77,39 @@ ACT_SHIFT = 6  # Loihi MSB-aligns synaptic input and threshold by 6 bits (PyLifM
 DECAY_SHIFT = 12
 
 
+# ---- results in shared memory ---------------------------------------------------------------------------
+
+_SHARED: dict[int, np.ndarray] = {}
+_NEXT_KEY = [1]
+
+
+def shared_array(shape, dtype=np.float64) -> tuple[int, np.ndarray]:
+    """``(key, array)``: a zeroed array in an anonymous shared mapping (``MAP_SHARED``, no file and no
+    ``/dev/shm`` name, so nothing can be left behind) that the Lava workers forked after this call
+    write and this process reads. Lava 0.10 reads a Var back one scalar per message
+    (``PyLoihiProcessModel._get_var``: "FIXME: send a whole vector"), about 50 us each: reading the
+    readout of 1,000 samples that way took longer than simulating them. :func:`release` frees it."""
+    import mmap
+
+    n = int(np.prod(shape))
+    buf = mmap.mmap(-1, max(1, n * np.dtype(dtype).itemsize), flags=mmap.MAP_SHARED)
+    arr = np.frombuffer(buf, dtype, count=n).reshape(shape)
+    key = _NEXT_KEY[0]
+    _NEXT_KEY[0] += 1
+    _SHARED[key] = arr
+    return key, arr
+
+
+def shared(key) -> np.ndarray:
+    """The shared array ``key`` (in a worker: the one its parent created before forking it)."""
+    return _SHARED[int(np.ravel(key)[0])]
+
+
+def release(*keys) -> None:
+    for k in keys:
+        _SHARED.pop(int(k), None)
+
+
 # ---- lane kernels (numpy and numba; no torch: see _windows) -------------------------------------------
 
 _KERNELS: dict = {}
@@ -229,9 +262,23 @@ class ConversionNeurons(AbstractProcess):
         _window_vars(self, lanes, samples, period, offset, windows)
         self.signed = Var(shape=(1,), init=int(signed))
         self.count = Var(shape=lane_shape, init=0)
-        self.spike_count = Var(shape=shape, init=0)
-        self.sat_count = Var(shape=(1,), init=0)
-        self.a_max = Var(shape=(1,), init=0)
+        n = int(np.prod(shape))
+        self._shape = shape
+        # spike events per neuron (Lava layout, summed over the real lanes), v saturations, largest |a_in|
+        self.key, self.stats = shared_array((n + 2,))
+        self.stats_key = Var(shape=(1,), init=self.key)
+
+    @property
+    def spike_count(self) -> np.ndarray:
+        return self.stats[:-2].reshape(self._shape)
+
+    @property
+    def sat_count(self) -> int:
+        return int(self.stats[-2])
+
+    @property
+    def a_max(self) -> float:
+        return float(self.stats[-1])
 
 
 def _signed_spikes(model, s: np.ndarray, negative: np.ndarray, start: bool) -> np.ndarray:
@@ -252,8 +299,14 @@ class _NeuronTypes(_FailFast):
     lanes: np.ndarray = _WINDOW_TYPES["lanes"]
     samples: np.ndarray = _WINDOW_TYPES["samples"]
     count: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    spike_count: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    sat_count: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    stats_key: np.ndarray = LavaPyType(np.ndarray, int)
+    _stats = None
+
+    def _count(self, s: np.ndarray, valid: int) -> None:
+        """Spike events of the real lanes into the shared ``stats`` (parent reads it, :func:`shared_array`)."""
+        if self._stats is None:
+            self._stats = shared(self.stats_key)
+        self._stats[:-2] += np.abs(s[:valid]).sum(0).reshape(-1)
 
 
 @implements(proc=ConversionNeurons, protocol=LoihiProtocol)
@@ -273,7 +326,6 @@ class PyConversionNeuronsFloat(_NeuronTypes):
     reset_zero: np.ndarray = LavaPyType(np.ndarray, int)
     v_reset: np.ndarray = LavaPyType(np.ndarray, float)
     signed: np.ndarray = LavaPyType(np.ndarray, int)
-    a_max: np.ndarray = LavaPyType(np.ndarray, float)
 
     def _run_spk(self):
         a = self.a_in.recv().astype(np.float32)
@@ -290,7 +342,7 @@ class PyConversionNeuronsFloat(_NeuronTypes):
             v = v - self.vth * s.astype(np.float32)
         self.v[:] = v
         if inside:
-            self.spike_count[:] += np.abs(s[:valid]).sum(0)
+            self._count(s, valid)
         self.s_out.send(s.astype(float))
 
 
@@ -312,7 +364,6 @@ class PyConversionNeuronsFixed(_NeuronTypes):
     reset_zero: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=1)
     v_reset: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     signed: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=1)
-    a_max: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
     def _run_spk(self):
         a = self.a_in.recv().astype(np.int64)
@@ -326,12 +377,14 @@ class PyConversionNeuronsFixed(_NeuronTypes):
         bias = np.left_shift(self.bias.astype(np.int64), int(self.bias_exp[0]))
         v = v + np.left_shift(a, ACT_SHIFT) + bias
         over = (v > V_MAX) | (v < -V_MAX)
+        if inside:
+            if self._stats is None:
+                self._stats = shared(self.stats_key)
+            self._stats[-2] += int(over[:valid].sum())
+            if a.size:
+                self._stats[-1] = max(self._stats[-1], float(np.abs(a[:valid]).max()))
         if over.any():
-            if inside:
-                self.sat_count[:] += int(over[:valid].sum())
             v = np.clip(v, -V_MAX, V_MAX)
-        if inside and a.size:
-            self.a_max[:] = max(int(self.a_max[0]), int(np.abs(a[:valid]).max()))
         vth = np.left_shift(self.vth.astype(np.int64), ACT_SHIFT)
         s = (v > vth).astype(np.int64)
         if self.signed[0]:
@@ -342,7 +395,7 @@ class PyConversionNeuronsFixed(_NeuronTypes):
             v = v - vth * s  # a -1 spike (only at v < 0) adds vth <= 2**23 - 64 back: no overflow
         self.v[:] = v
         if inside:
-            self.spike_count[:] += np.abs(s[:valid]).sum(0)
+            self._count(s, valid)
         self.s_out.send(s.astype(np.int32))
 
 
@@ -359,16 +412,23 @@ class SpikeMaxPool(AbstractProcess):
         self.s_in = InPort(shape=(int(lanes), *in_shape))
         self.s_out = OutPort(shape=(int(lanes), *out_shape))
         self.counts = Var(shape=(int(lanes), *in_shape), init=0)
-        self.spike_count = Var(shape=tuple(out_shape), init=0)
+        self.key, self.stats = shared_array((int(np.prod(out_shape)),))  # events per output element
+        self.stats_key = Var(shape=(1,), init=self.key)
+        self._out_shape = tuple(out_shape)
         self.kernel_size = Var(shape=(2,), init=np.array(kernel_size))
         self.stride = Var(shape=(2,), init=np.array(stride))
         self.padding = Var(shape=(2,), init=np.array(padding))
         _window_vars(self, lanes, samples, period, offset, windows)
 
+    @property
+    def spike_count(self) -> np.ndarray:
+        return self.stats.reshape(self._out_shape)
+
 
 class _PySpikeMaxPoolBase(_FailFast):
     counts: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    spike_count: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    stats_key: np.ndarray = LavaPyType(np.ndarray, int)
+    _stats = None
     kernel_size: np.ndarray = LavaPyType(np.ndarray, int)
     stride: np.ndarray = LavaPyType(np.ndarray, int)
     padding: np.ndarray = LavaPyType(np.ndarray, int)
@@ -392,7 +452,9 @@ class _PySpikeMaxPoolBase(_FailFast):
         self.counts[:] += np.rint(s).astype(np.int64)  # signed: a -1 spike lowers the count
         out = self._pool(self.counts) - before
         if inside:
-            self.spike_count[:] += np.abs(out[:valid]).sum(0).astype(np.int64)
+            if self._stats is None:
+                self._stats = shared(self.stats_key)
+            self._stats += np.abs(out[:valid]).sum(0).reshape(-1)
         self.s_out.send(out.astype(self._out_dtype))
 
 
@@ -487,16 +549,16 @@ class _PyLaneDenseBase(_FailFast):
 
     def _run_spk(self):
         self.a_out.send(self.a_buff)  # what the input of the previous step produced (Lava's Dense)
-        s = self.s_in.recv()
-        s = s.reshape(s.shape[0], -1)
+        raw = self.s_in.recv()
+        if self._last is not None and np.array_equal(raw, self._last):
+            return  # the same input as the step before: the same sums (a direct input holds all window)
+        self._last = raw
+        s = raw.reshape(raw.shape[0], -1)
         if self.num_message_bits[0] == 0:
             s = s != 0  # binary spikes, as Lava's Dense reads s_in.astype(bool)
         if self._wt is None:
             self._wt = self._weights_t()
         s = s.astype(self._wt.dtype)
-        if self._last is not None and np.array_equal(s, self._last):
-            return  # the same input as the step before: the same sums (a direct input holds all window)
-        self._last = s
         self._acc = dense_lanes(s, self._wt, self._acc)
         self.a_buff = self._scale(self._acc).reshape(self.a_buff.shape)
 
@@ -612,6 +674,46 @@ class PyLaneConvFixed(_PyLaneConvBase):
         return conv_utils.signed_clamp(acc, bits=24).astype(np.int32)  # Lava's 24-bit wrap-around
 
 
+# ---- readout ------------------------------------------------------------------------------------------
+
+class LaneSink(AbstractProcess):
+    """Records what arrives at ``a_in`` (``shape``, lanes first) at every step ``t <= buffer`` into the
+    shared array ``data`` [*shape, buffer] (Lava's ``io.sink.RingBuffer``, read without Lava's
+    one-scalar-per-message Var transfer: :func:`shared_array`)."""
+
+    def __init__(self, *, shape, buffer: int, name=None):
+        super().__init__(name=name)
+        self.a_in = InPort(shape=tuple(shape))
+        self.key, self.data = shared_array((*shape, int(buffer)))
+        self.data_key = Var(shape=(1,), init=self.key)
+
+
+class _PyLaneSinkBase(_FailFast):
+    data_key: np.ndarray = LavaPyType(np.ndarray, int)
+    _data = None
+
+    def _run_spk(self):
+        x = self.a_in.recv()
+        if self._data is None:
+            self._data = shared(self.data_key)
+        if self.time_step <= self._data.shape[-1]:
+            self._data[..., self.time_step - 1] = x
+
+
+@implements(proc=LaneSink, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyLaneSinkFloat(_PyLaneSinkBase):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+
+
+@implements(proc=LaneSink, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("bit_accurate_loihi", "fixed_pt")
+class PyLaneSinkFixed(_PyLaneSinkBase):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+
+
 # ---- input --------------------------------------------------------------------------------------------
 
 class LaneSource(AbstractProcess):
@@ -648,3 +750,15 @@ class PyLaneSourceFloat(_PyLaneSourceBase):
 class PyLaneSourceFixed(_PyLaneSourceBase):
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
     data: np.ndarray = LavaPyType(np.ndarray, np.int32)
+
+
+def model_map(procs, precision: str) -> dict:
+    """``{process: ProcessModel class}`` for ``Loihi2SimCfg(exception_proc_model_map=...)``: Lava's
+    compiler then skips its search for models, which re-imports (compiles from source) every module
+    next to each Process's module for every Process (about 0.1 s per Process here)."""
+    fixed = precision == "fixed"
+    models = {ConversionNeurons: (PyConversionNeuronsFloat, PyConversionNeuronsFixed),
+              SpikeMaxPool: (PySpikeMaxPoolFloat, PySpikeMaxPoolFixed), Delay: (PyDelayFloat, PyDelayFixed),
+              LaneDense: (PyLaneDenseFloat, PyLaneDenseFixed), LaneConv: (PyLaneConvFloat, PyLaneConvFixed),
+              LaneSink: (PyLaneSinkFloat, PyLaneSinkFixed), LaneSource: (PyLaneSourceFloat, PyLaneSourceFixed)}
+    return {p: models[type(p)][fixed] for p in procs if type(p) in models}
