@@ -121,7 +121,7 @@ def _row_range(spec, i, rv, cv, R):
 # CALC-mode read-buffer state slots
 C_EPOCH, C_INSET, C_SETID, C_READEND, C_DONE, C_LSTART, C_LEND, C_FIRSTREQ, C_SEEN, C_INSERTS, C_DSTART, C_NSET = range(12)
 # USER-mode read-buffer state slots
-U_VERSION, U_P, U_ASTART, U_ACCESS, U_NLINES, U_NACTIVE, U_NPREF, U_NREQ, U_BW, U_DSTART, U_EPS = range(11)
+U_VERSION, U_P, U_ASTART, U_ACCESS, U_NLINES, U_NACTIVE, U_NPREF, U_NREQ, U_BW, U_DSTART, U_EPS, U_NPF = range(12)
 # write-buffer state slots
 W_FREE, W_LIDX, W_HEAD, W_TAIL, W_DEND, W_ACCESS, W_DFIRST, W_DLAST, W_DRAINED, W_ACTIVE, W_L, W_BW, W_PUSHED, W_DMAX = range(14)
 
@@ -283,7 +283,7 @@ def _calc_row(stp, st, is_ifmap, K, base, woff, prow, pcol, wrow, wcol, H, W, cl
 
 @njit(cache=True)
 def _user_loop(mode, stp, st, K, base, woff, prow, pcol, wrow, wcol, H, W, lo, hi, X0, dx, Y0, dy, cycle, off, lines,
-               one, v3):
+               one, v3, land):
     version = st[U_VERSION]
     anyv = False
     offset = 1
@@ -299,6 +299,11 @@ def _user_loop(mode, stp, st, K, base, woff, prow, pcol, wrow, wcol, H, W, lo, h
             st[U_VERSION] += 1
             st[U_ACCESS] += st[U_NREQ] * st[U_BW]
             st[U_P] += st[U_NREQ] + 1  # bursts chain back to back: request the cycle after the last landed
+            if land.shape[0] > 0:  # landing cycles from a DRAM model (hw.systolic.dram): never before the chain's
+                j = st[U_NPF]
+                st[U_NPF] += 1
+                nom = -1 + (j + 1) * (st[U_NREQ] + 1)
+                st[U_P] = max(nom, land[j]) if j < land.shape[0] else nom
             if v3:  # SCALE-Sim 3.0.0 adds a positive wait twice (its read_buffer.py; SCALE-Sim issue #130)
                 pot = st[U_P] - cycle - offset
                 offset += pot
@@ -313,16 +318,16 @@ def _user_loop(mode, stp, st, K, base, woff, prow, pcol, wrow, wcol, H, W, lo, h
 
 @njit(cache=True)
 def _user_row(stp, st, is_ifmap, K, base, woff, prow, pcol, wrow, wcol, H, W, clip, lo, hi, X0, dx, Y0, dy, cycle,
-              off, lines, one, v3):
+              off, lines, one, v3, land):
     """USER-mode read buffer, one demand row: returns (any word read, cycle the row is served)."""
     if not is_ifmap:
         return _user_loop(0, stp, st, K, base, woff, prow, pcol, wrow, wcol, H, W, lo, hi, X0, dx, Y0, dy, cycle,
-                          off, lines, one, v3)
+                          off, lines, one, v3, land)
     if clip:
         return _user_loop(2, stp, st, K, base, woff, prow, pcol, wrow, wcol, H, W, lo, hi, X0, dx, Y0, dy, cycle,
-                          off, lines, one, v3)
+                          off, lines, one, v3, land)
     return _user_loop(1, stp, st, K, base, woff, prow, pcol, wrow, wcol, H, W, lo, hi, X0, dx, Y0, dy, cycle,
-                      off, lines, one, v3)
+                      off, lines, one, v3, land)
 
 
 @njit(cache=True)
@@ -361,11 +366,13 @@ def _write_row(ring, wst, n, cur):
 
 @njit(cache=True)
 def simulate_layer(specs, F, cycles_fold, R, C, Sr, Sc, T, K, N, base, woff, pos, sizes, user, rd_bw, wr_bw, words,
-                   if_off, if_lines, if_one, if_par, f_off, f_lines, f_one, f_par, row_cycles, out_i, out_f, v3=False):
+                   if_off, if_lines, if_one, if_par, f_off, f_lines, f_one, f_par, row_cycles, out_i, out_f, v3, land_i,
+                   land_f):
     """Run one layer's demand rows through the memory system.
 
     ``cycles_fold``: the cycles per fold SCALE-Sim divides by for compute utilisation; ``rd_bw``: DRAM read
-    words per cycle of the ifmap and the filter buffer (``int64[2]``); ``v3``: SCALE-Sim 3.0.0's stall accounting
+    words per cycle of the ifmap and the filter buffer (``int64[2]``); ``land_i``/``land_f`` (int64, empty:
+    SCALE-Sim's chain): the cycle USER-mode prefetch j+1 lands, from a DRAM model; ``v3``: SCALE-Sim 3.0.0's stall accounting
     (a positive read wait counted twice, an ofmap write's stall without 2.0.2's ``- 1``).
     ``sizes``: words of the ifmap and filter operands; ``words``: SRAM words (ifmap, filter, ofmap);
     ``*_off/_lines/_par``: USER-mode line tables (:func:`prefetch_lines`); ``row_cycles``: ``[rows, 3]``
@@ -436,7 +443,8 @@ def simulate_layer(specs, F, cycles_fold, R, C, Sr, Sc, T, K, N, base, woff, pos
                 if hi > lo:
                     if user:
                         anyv, out_a = _user_row(stamp_i, st_i, True, K, base, woff, prow, pcol, wrow, wcol, H, W,
-                                                clip, lo, hi, X0, dx, Y0, dy, cycle, if_off, if_lines, if_one, v3)
+                                                clip, lo, hi, X0, dx, Y0, dy, cycle, if_off, if_lines, if_one, v3,
+                                                land_i)
                     else:
                         anyv = _calc_row(stamp_i, st_i, True, K, base, woff, prow, pcol, wrow, wcol, H, W, clip,
                                          lo, hi, X0, dx, Y0, dy, cycle)
@@ -450,7 +458,8 @@ def simulate_layer(specs, F, cycles_fold, R, C, Sr, Sc, T, K, N, base, woff, pos
                 if hi > lo:
                     if user:
                         anyv, out_b = _user_row(stamp_f, st_f, False, K, base, woff, prow, pcol, wrow, wcol, H, W,
-                                                False, lo, hi, X0, dx, Y0, dy, cycle, f_off, f_lines, f_one, v3)
+                                                False, lo, hi, X0, dx, Y0, dy, cycle, f_off, f_lines, f_one, v3,
+                                                land_f)
                     else:
                         anyv = _calc_row(stamp_f, st_f, False, K, base, woff, prow, pcol, wrow, wcol, H, W, False,
                                          lo, hi, X0, dx, Y0, dy, cycle)

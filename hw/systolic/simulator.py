@@ -146,8 +146,19 @@ def filter_storage(rep: str, layer: Layer) -> tuple:
     return K * N, Kp * N + meta, meta
 
 
-def simulate_layer(cfg: SystolicConfig, layer: Layer, *, row_cycles: np.ndarray | None = None) -> LayerResult:
+def _land(prefetch_land):
+    e = np.zeros(0, dtype=np.int64)
+    if prefetch_land is None:
+        return e, e
+    return tuple(np.ascontiguousarray(a, dtype=np.int64) for a in prefetch_land)
+
+
+def simulate_layer(cfg: SystolicConfig, layer: Layer, *, row_cycles: np.ndarray | None = None,
+                   prefetch_land=None) -> LayerResult:
     """Simulate one layer (one instance; ``layer.repeat`` is carried along, not multiplied in).
+
+    ``prefetch_land``: ``(ifmap, filter)`` arrays of the cycle each USER-mode prefetch lands (from a DRAM
+    model, :mod:`hw.systolic.dram`) instead of SCALE-Sim's fixed chain; ``None``: SCALE-Sim's.
 
     With SCALE-Sim 3.0.0's sparsity on, an ``N:M`` layer runs as 3.0.0 maps it: the filter operand keeps the
     window rows ``j`` with ``j % M < N`` and the ifmap operand the same columns, a ``K'``-deep GEMM (with the
@@ -188,7 +199,8 @@ def simulate_layer(cfg: SystolicConfig, layer: Layer, *, row_cycles: np.ndarray 
     out_i = np.zeros(20, dtype=np.int64)
     out_f = np.zeros(2, dtype=np.float64)
     K_.simulate_layer(specs, F, cycles_fold, R, C, Sr, Sc, T, Kw, N, base, woff, pos, sizes, user, rd_bw, wr_bw, words,
-                      if_off, if_lines, if_one, if_par, f_off, f_lines, f_one, f_par, rc, out_i, out_f, v3)
+                      if_off, if_lines, if_one, if_par, f_off, f_lines, f_one, f_par, rc, out_i, out_f, v3,
+                      *_land(prefetch_land))
     o = [int(v) for v in out_i]
     total = o[0]
     macs = M * Kd * N

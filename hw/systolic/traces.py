@@ -4,7 +4,8 @@
 with ``-1`` where the port is idle, exactly what SCALE-Sim's ``np.savetxt`` writes when run with
 ``save_disk_space=False``. The simulation keeps only the served cycle of each row (3 int64 per row);
 the address rows are regenerated from the fold geometry :data:`CHUNK` rows at a time, so a trace is
-never in memory whole. DRAM traces are not written.
+never in memory whole. In USER bandwidth mode the three ``*_DRAM_TRACE.csv`` are written beside them
+(:mod:`hw.systolic.dram`, SCALE-Sim 2.0.2's format and content).
 """
 from __future__ import annotations
 
@@ -86,4 +87,8 @@ def write_layer_traces(cfg: SystolicConfig, layer: Layer, folder: Path):
                 block = demand_matrix(cfg, layer, op, slice(g0, g0 + CHUNK))
                 np.savetxt(fh, np.concatenate([row_cycles[g0:g0 + len(block), op:op + 1], block], axis=1),
                            fmt="%i", delimiter=",")
+    if cfg.user_bandwidth and cfg.scalesim_version == 2:
+        from hw.systolic.dram import write_dram_traces
+
+        write_dram_traces(cfg, layer, folder, result=res, row_cycles=row_cycles)
     return res

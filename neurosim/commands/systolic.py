@@ -3,6 +3,7 @@
     neurosim systolic -c scale.cfg -t alexnet.csv [-i conv|gemm] -p runs      # SCALE-Sim's three reports
     neurosim systolic -c v3.cfg -t sparse.csv -p runs [--scalesim-version 3]  # 3.0.0's, SPARSE_REPORT.csv too
     neurosim systolic --model resnet18 --array 128x128 --dataflow ws [--batch 4] [--json]
+    neurosim systolic -c cfg -t topo --bandwidth 64 --dram hbm2 [--clock-mhz 1000]   # stalls from a DRAM model
 """
 from __future__ import annotations
 
@@ -54,6 +55,11 @@ def configure(p):
     p.add_argument("--max-trace-gb", type=POSITIVE, default=DEFAULT_MAX_TRACE_GB, metavar="GB",
                    help=f"refuse --trace-dir runs whose traces are estimated above this size "
                         f"(GiB; default {DEFAULT_MAX_TRACE_GB:g})")
+    p.add_argument("--dram", default=None, metavar="PRESET",
+                   help="USER bandwidth mode with the prefetch latencies of a simulated memory (hw.memory preset: "
+                        "ddr4_3200, lpddr5, hbm2, hbm2e, hbm3), reported beside the fixed-bandwidth cycles")
+    p.add_argument("--clock-mhz", type=POSITIVE, default=None,
+                   help="array clock for --dram (MHz, default 1000): converts array cycles to the DRAM's tCK")
     p.add_argument("--no-progress", action="store_true", help="no per-layer progress bar (shown on a terminal)")
     p.add_argument("--json", action="store_true", help="print one JSON object (config, totals, layers)")
 
@@ -74,6 +80,14 @@ def configure(p):
             raise NeurosimError(f"--max-trace-gb must be a positive number, got {args.max_trace_gb}")
         if args.max_trace_gb != DEFAULT_MAX_TRACE_GB and args.trace_dir is None:
             raise NeurosimError("--max-trace-gb applies only with --trace-dir")
+        if args.clock_mhz is not None and args.dram is None:
+            raise NeurosimError("--clock-mhz applies only with --dram")
+        if args.clock_mhz is not None and not (math.isfinite(args.clock_mhz) and 0 < args.clock_mhz <= 1e6):
+            raise NeurosimError(f"--clock-mhz must be a positive number of MHz up to 1e6, got {args.clock_mhz}")
+        if args.dram is not None:
+            from hw import memory as _mem
+
+            _mem.get(args.dram)   # an unknown preset is one line before any work
         if args.seq is not None and args.model is None:
             raise NeurosimError("--seq applies only with --model")
         for flag, val in (("--trace-dir", args.trace_dir), ("-p/--outdir", args.outdir)):
@@ -142,11 +156,19 @@ def configure(p):
 
             for w in caught:  # one line each (3.0.0's impossible utilisations, ignored sparsity ratios)
                 print(f"warning: {w.message}", file=sys.stderr)
+        dram = None
+        if args.dram is not None:
+            from hw.systolic.dram import DEFAULT_CLOCK_MHZ, simulate_dram
+
+            dram = simulate_dram(res.config, res.layers, args.dram,
+                                 clock_mhz=args.clock_mhz if args.clock_mhz is not None else DEFAULT_CLOCK_MHZ)
         wall = time.perf_counter() - t0
         where = res.write(args.outdir) if args.outdir else None
         if args.json:
             d = res.to_dict()
             d["reports_dir"] = str(where) if where else None
+            if dram is not None:
+                d["dram"] = dram.to_dict()
             emit(_Dict(d), True)
             return 0
         c = res.config
@@ -158,6 +180,13 @@ def configure(p):
               f"utilisation {t['util_pct']:.2f}%, DRAM {t['dram_reads']:,} reads / {t['dram_writes']:,} writes"
               + (f", energy {t['energy_pj']['total'] * 1e-6:,.3f} uJ" if "energy_pj" in t else "")
               + f"  [{wall:.2f} s]")
+        if dram is not None:
+            emit(dram.to_dataframe(), False, title=f"DRAM model {dram.memory} at {dram.clock_mhz:g} MHz array clock: "
+                 "fixed-bandwidth (SCALE-Sim) vs simulated-memory cycles; DRAM columns in the DRAM's tCK")
+            dt = dram.totals()
+            print(f"with {dram.memory}: {dt['dram_cycles']:,} cycles ({dt['dram_stall_cycles']:,} stall) against "
+                  f"{dt['fixed_cycles']:,} ({dt['fixed_stall_cycles']:,} stall) at the fixed bandwidth; "
+                  f"first fills {dt['prefill_cycles']:,} cycles before cycle 0")
         if where:
             print(f"reports: {where}")
         return 0
