@@ -148,6 +148,10 @@ def compare3(case: str, a: Path, b: Path) -> str:
     return f"identical ({files} files)" if diffs == 0 else f"{diffs} lines differ"
 
 
+def _x(r: float) -> str:
+    return f"{r:.0f}x" if r >= 10 else f"{r:.2f}x"
+
+
 def main3(args) -> int:
     cases = args.cases or (QUICK3 if args.quick else DEFAULT3)
     bad = [c for c in cases if c not in CASES3]
@@ -193,8 +197,8 @@ def main3(args) -> int:
                        reports_cli=compare3(case, dirs["cli"], dirs["peer"]))
             rows.append(row)
             print(f"{case:24s} {s['cpu_s']:21.1f} {s['wall_s']:8.1f} {s['maxrss_mb']:6.0f} | {lean['cpu_s']:15.2f} "
-                  f"{lean['wall_s']:6.2f} | {cli['cpu_s']:12.2f} {cli['wall_s']:6.2f} | {row['ratio_cpu']:8.0f}x "
-                  f"{row['ratio_wall']:5.0f}x {row['ratio_cpu_cli']:9.0f}x  {row['reports']}"
+                  f"{lean['wall_s']:6.2f} | {cli['cpu_s']:12.2f} {cli['wall_s']:6.2f} | {_x(row['ratio_cpu']):>9s} "
+                  f"{_x(row['ratio_wall']):>6s} {_x(row['ratio_cpu_cli']):>10s}  {row['reports']}"
                   + ("" if row["reports_cli"] == row["reports"] else f" (neurosim: {row['reports_cli']})"), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
