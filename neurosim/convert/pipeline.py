@@ -164,6 +164,8 @@ def run_convert(model: str, dataset: str = "mnist5k", timesteps=(4, 8, 16, 32, 6
         png = plot or str(Path(ckpt).with_suffix("")) + f"-{norm}{'' if per_channel else '-layer'}{method}-accuracy.png"
         title = f"{model} ({activation}{method.replace('-', ', ')}) on {dataset}, {norm}"
         _plot(png, ts, snn_acc, ann_acc, title, acc_t)
+    if "attention_spikes" in snn.metadata:  # a Transformer: one scale per inserted population
+        per_channel = False
     return ConvertReport(model, dataset, activation, norm if activation != "qcfs" else "qcfs-threshold", per_channel,
                          ann_acc,
                          len(test_set), ts, snn_acc, res.total_spikes / res.batch, res.total_synops,
