@@ -38,6 +38,13 @@ The granularities give the same energy and message counts:
   against routing the same messages hop by hop. ``mode="auto"`` picks aggregate, or tile above
   ``AUTO_MESSAGES`` core-pair messages per run.
 
+Tile mode's events are replayed by a numba kernel (:func:`_tile_kernel`) in exactly the order simpy serves
+them (bit-for-bit the simpy processes' result, tested); ``engine="simpy"`` runs the processes themselves.
+
+Chips of a board: ``chip_links="board"`` (default) joins them by chip-to-chip links with the assumed
+figures below and adds a round trip over the chip grid to the barrier; ``chip_links="seamless"`` joins
+their meshes into one (a crossing is an ordinary hop), which is how SANA-FE describes several chips.
+
 Parameters (:func:`chip_params`): Loihi's per-operation figures are Davies et al., "Loihi: A Neuromorphic
 Manycore Processor with On-Chip Learning", IEEE Micro 38(1), 2018, Table 2 (pre-silicon); the mesh is
 8 x 4 tiles of 4 cores (128 cores; the same layout SANA-FE's Loihi architecture uses). Loihi 2 borrows
