@@ -188,3 +188,17 @@ def test_scalesim_command_line_drop_in(tmp_path, capsys):
                  "sparse_gemm.csv"), "-l", str(tmp_path / "nope.csv"), "-p", str(tmp_path / "r2")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "layout file not found" in err and not (tmp_path / "r2").exists()
+
+
+def test_sram_traces_identical_to_scalesim3(tmp_path):
+    """3.0.0's served cycles (its doubled read waits included) in its own SRAM traces, byte for byte."""
+    import gzip
+
+    cfg = read_config(G3 / "configs" / "os_4x8_user3.cfg")
+    simulate(cfg, read_topology(G3 / "topologies" / "tiny_conv.csv"), trace_dir=tmp_path)
+    gold = G3 / "traces" / "os_4x8_user3__tiny_conv"
+    files = sorted(gold.glob("layer*/*_SRAM_TRACE.csv.gz"))
+    assert len(files) == 6
+    for f in files:
+        ours = tmp_path / f.parent.name / f.name[:-3]
+        assert ours.read_bytes() == gzip.decompress(f.read_bytes()), f"{f.parent.name}/{f.name}"
