@@ -120,3 +120,15 @@ def test_lane_dense_is_lavas_dense(precision):
             np.testing.assert_array_equal(lane_out, ref_out)
         else:
             np.testing.assert_allclose(lane_out, ref_out, rtol=1e-12, atol=1e-12)
+
+
+def test_fixed_point_an_all_zero_sample_joins_the_others_run():
+    """An all-zero direct input quantises to zero under any step, so it shares the Lava run (and the
+    lanes) of the others instead of starting a runtime of its own; its result is the one it has alone."""
+    net = mlp(seed=3)
+    x = np.random.default_rng(2).uniform(0, 1, (4, 16)).astype(np.float32)
+    x[2] = 0.0
+    r = net.run(x, 6, backend="lava", precision="fixed")
+    alone = net.run(x[2:3], 6, backend="lava", precision="fixed")
+    assert r.lava_runs == 1 and len(r.lava_input_steps) == 1 and r.lava_lanes == 4
+    np.testing.assert_array_equal(r.output[2], alone.output[0])

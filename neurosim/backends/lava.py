@@ -248,7 +248,7 @@ def _sample_step(x: np.ndarray, levels: int) -> float:
     """Quantisation step of ONE sample's direct-current input, from that sample alone: its own grid
     when it lies on one with at most ``levels`` steps (8-bit images, the 17-level digits: rounded to 6
     significant digits so that float32 noise does not split a data set's samples into several Lava
-    runs), else ``2**ceil(log2(max|x|)) / levels`` (the sample's range rounded up to a power of two:
+    runs; an all-zero sample has no step and joins any run), else ``2**ceil(log2(max|x|)) / levels`` (the sample's range rounded up to a power of two:
     samples of similar range share a step, hence a run; at most one bit of resolution lost)."""
     a = np.unique(np.abs(x).astype(np.float64))
     top = float(a.max()) if a.size else 0.0
@@ -257,7 +257,7 @@ def _sample_step(x: np.ndarray, levels: int) -> float:
     step = _input_step(x, levels)
     if step != top / levels:  # the data's own grid
         return float(f"{step:.6g}")
-    return float(2.0 ** math.ceil(math.log2(top)) / levels)
+    return float(f"{2.0 ** math.ceil(math.log2(top)) / levels:.6g}")  # 6 digits too: 1/255 either way
 
 
 def _input_step(x: np.ndarray, levels: int) -> float:
@@ -722,6 +722,11 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
             levels = 2 ** (input_bits - 1) - 1 if signed else 2 ** input_bits - 1
             steps[i] = float(input_scale) if input_scale else _sample_step(x[i], levels)
             e[i] = np.clip(np.round(e[i] / steps[i]), -levels if signed else 0, levels)
+        if not input_scale:  # an all-zero sample quantises to zero under any step: it joins the largest run
+            zero = ~np.abs(x.reshape(B, -1)).any(1)
+            if zero.any() and not zero.all():
+                u, c = np.unique(steps[~zero], return_counts=True)
+                steps[zero] = u[c.argmax()]
         groups = [(float(st), np.flatnonzero(steps == st)) for st in np.unique(steps)]
     bs = B if not batch_size else int(batch_size)
     auto = lanes is None
@@ -730,7 +735,7 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
     outs = np.zeros((B, net.num_classes), np.float64)
     traces = np.zeros((T, B, net.num_classes), np.float64) if record_trace else None
     counts, events, sats, amaxes = {}, {}, {}, {}
-    qreport, nproc, used, lava_steps = None, 0, 1, 0
+    qreport, nproc, used, lava_steps, runs = None, 0, 1, 0, 0
     t0 = time.perf_counter()
     for input_step, idx in groups:
         for s in range(0, len(idx), bs):
@@ -742,6 +747,7 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
             nproc = 2 + len(graph.procs) + graph.n_synapse_procs
             used = max(used, graph.L)
             lava_steps += graph.total
+            runs += 1
             out, tr, c, ev, sat, amax = _run_lava(graph, precision, chunk_steps, progress, record_trace)
             outs[sel] = out
             if record_trace:
@@ -770,6 +776,7 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
     res.lava_steps_per_sample = T
     res.lava_lanes = used  # samples side by side per process (the largest run's)
     res.lava_steps = lava_steps  # Lava time steps simulated, all runs
+    res.lava_runs = runs  # Lava runtimes started (one per batch_size chunk and fixed-point input step)
     res.lava_input_steps = [g[0] for g in groups] if fixed and direct else None
     if fixed:
         import pandas as pd
