@@ -131,6 +131,16 @@ class DramConfig:
                                 f"{self.device_width}")
         if self.refresh != "off" and self.trefi < self.ranks:
             raise NeurosimError(f"{self.name}: trefi: {self.trefi} is shorter than one tCK per rank")
+        if self.refresh != "off":
+            interval = self.trefi // self.ranks if self.refresh == "staggered" else self.trefi
+            if 4 * self.trfc > interval:
+                # refresh occupying a large share of the time starves the queues: measured, the controller
+                # (ours and its plain-Python reference alike) stops serving requests at half the interval;
+                # real parts spend 2-18 % of it (the presets); refused above a quarter
+                raise NeurosimError(f"{self.name}: trfc: {self.trfc} tCK is more than a quarter of the refresh interval "
+                                    f"({interval} tCK = tREFI {self.trefi}"
+                                    + (f" / {self.ranks} ranks" if self.refresh == "staggered" else "")
+                                    + "); no request would ever be served")
         if self.columns < self.bl:
             raise NeurosimError(f"{self.name}: columns {self.columns} < BL {self.bl}")
         if self.write_drain_low >= self.trans_queue_size:

@@ -17,7 +17,10 @@ ticking every cycle):
 3. one transaction moves from the read queue (or from the write buffer while draining) into its bank's
    command queue. Draining starts when the write buffer is full, or holds more than ``write_drain_low``
    writes and no command is queued, and lasts for the writes it held; it stops early at a write whose
-   address a queued read still waits for.
+   address a queued read still waits for. Deviation from DRAMsim3: after such a stop the next cycle moves a
+   read instead of starting a drain again. DRAMsim3 restarts at once (full buffer), meets the same write,
+   stops, and never moves the read that write waits for: a livelock (controller.cc ScheduleTransaction);
+   traces without a read and a write to one address while the write buffer is full never see the difference.
 
 Requests enter the controller at the end of their trace cycle, in trace order, as long as their channel's
 read queue / write buffer has room (a full queue blocks the requests behind it). A read to an address with
@@ -226,6 +229,7 @@ def simulate_kernel(arrive, is_write, ch, bank, row, col, key, n_ch, ranks, bank
     ref_rank = np.zeros(n_ch, np.int64)
     next_ref = np.zeros(n_ch, np.int64)
     drain = np.zeros(n_ch, np.int64)
+    hold = np.zeros(n_ch, np.bool_)     # skip one drain start after a dependency stop
     pend = np.zeros((n_ch, 2, P), np.int64)   # [.,0,.] pending reads (group heads), [.,1,.] pending writes
     pend_n = np.zeros((n_ch, 2), np.int64)
     mnext = np.full(n, -1, np.int64)
@@ -328,7 +332,9 @@ def simulate_kernel(arrive, is_write, ch, bank, row, col, key, n_ch, ranks, bank
             # background of this cycle: a rank with an open bank is in active standby
             _background(c, 1, ranks, banks, open_row, stats)
             # 3. one transaction into its bank's command queue
-            if drain[c] == 0:
+            if drain[c] == 0 and hold[c]:
+                hold[c] = False   # a drain stopped at a read-write dependency: move a read first
+            elif drain[c] == 0:
                 if wq_n[c] >= tq or (wq_n[c] > drain_low and cq_tot[c] == 0):
                     drain[c] = wq_n[c]
                     active = True
@@ -343,6 +349,7 @@ def simulate_kernel(arrive, is_write, ch, bank, row, col, key, n_ch, ranks, bank
                         active = True
                         if _find(pend[c, 0], pend_n[c, 0], key[req], key) >= 0:
                             drain[c] = 0
+                            hold[c] = True
                             break
                         drain[c] -= 1
                         cq[c, b, cq_n[c, b]] = req

@@ -82,7 +82,7 @@ def _hbm2e() -> DramConfig:
                  "timing": src + "; tRFC 350 ns: the 8 Gb value of Ramulator 2 src/dram/impl/HBM3.cpp's tRFC table "
                            "(no public HBM2e tRFC found)",
                  "power": "stand-in: hbm2 preset's IDD (no public HBM2e IDD table)",
-                 "controller": "as hbm2"})
+                 "controller": "as the hbm2 preset (DRAMsim3 [system]: queues 32/8, open page, dual command)"})
 
 
 def _hbm3() -> DramConfig:
@@ -107,7 +107,7 @@ def _hbm3() -> DramConfig:
                            " (its only speed preset, HBM3_2Gbps, is marked TODO there); tCCD_S = the burst, "
                            "tCCD_L = 2 bursts",
                  "power": "stand-in: hbm2 preset's IDD at VDD 1.1 V (no public HBM3 IDD table)",
-                 "controller": "as hbm2"})
+                 "controller": "as the hbm2 preset (DRAMsim3 [system]: queues 32/8, open page, dual command)"})
 
 
 def _lpddr5() -> DramConfig:

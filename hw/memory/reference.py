@@ -29,6 +29,7 @@ class _Channel:
         self.ref_rank = 0
         self.next_ref = 0
         self.drain = 0
+        self.hold = False
         self.pending_rd: dict[int, list[int]] = {}   # key -> [head request, merged requests...]
         self.pending_wr: dict[int, int] = {}         # key -> request
 
@@ -189,7 +190,9 @@ class _Channel:
             else:
                 st[9] += 1
         # one transaction into its bank's command queue
-        if self.drain == 0:
+        if self.drain == 0 and self.hold:
+            self.hold = False     # the last drain stopped at a read-write dependency: a read moves first
+        elif self.drain == 0:
             nw = len(self.write_q)
             if nw >= s.tq or (nw > s.drain_low and self.cmd_queued() == 0):
                 self.drain = nw
@@ -201,6 +204,7 @@ class _Channel:
                 if len(self.cmd_q[b]) < s.cqs:
                     if s.key[req] in self.pending_rd:
                         self.drain = 0
+                        self.hold = True
                         break
                     self.drain -= 1
                     self.cmd_q[b].append(req)
