@@ -160,3 +160,30 @@ def test_cli_converts_a_quantised_vit_and_saves_the_ir(tmp_path, capsys):
         assert rep["timesteps"] == [2, 4] and all(0 <= a <= 1 for a in rep["snn_accuracy"])
         net = SpikingNetwork.load(ir)
         assert any(n.kind == "MatMul" for n in net.nodes.values()) and net.populations
+
+
+def test_explicit_attention_converts_like_sdpa():
+    """softmax(q @ k.transpose(-2, -1) * c) @ v written out: the same populations as the fused op (signed
+    pairs on q, k, v; one unsigned population on the probabilities) and the ANN when nothing spikes."""
+
+    class Att(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln = nn.LayerNorm(8)
+            self.qkv = nn.Linear(8, 24)
+            self.head = nn.Linear(8, 3)
+
+        def forward(self, x):
+            q, k, v = self.qkv(self.ln(x)).chunk(3, dim=-1)
+            att = torch.softmax(q @ k.transpose(-2, -1) * 0.35, dim=-1)
+            return self.head((att @ v)[:, 0])
+
+    torch.manual_seed(0)
+    m, x = Att().eval(), torch.randn(32, 5, 8)
+    net = neurosim.convert(m, x)
+    assert len(net.populations) == 7
+    assert sum(k.endswith("_spk") for k in net.populations) == 1
+    exact = neurosim.convert(m, x, attention_spikes=False)
+    with torch.no_grad():
+        np.testing.assert_allclose(exact.run(x[:4].numpy(), 2, backend="reference").output, m(x[:4]).numpy(),
+                                   rtol=1e-5, atol=1e-5)

@@ -375,7 +375,9 @@ def convert_transformer(module: nn.Module, calibration_data, example: torch.Tens
             vals[n.name] = _V(b.add(n.name, MatMul((pv, operands[2]))), shape)
         elif fn_is(torch.matmul, operator.matmul, torch.bmm) or meth_is("matmul"):
             ins = [tensor_arg(n, a) for a in args[:2]]
-            ops_ = [b.operand(f"{n.name}_{a.name}", v, sites, a.name, attention_spikes) for a, v in zip(args, ins)]
+            ops_ = [b.operand(f"{n.name}_{a.name}", v, sites, a.name, attention_spikes,
+                              unsigned=isinstance(b.nodes.get(v.node), Softmax))  # probabilities: >= 0
+                    for a, v in zip(args, ins)]
             vals[n.name] = _V(b.add(n.name, MatMul(tuple(ops_))), shape)
         elif isinstance(m, (nn.Softmax, nn.LogSoftmax)) or fn_is(F.softmax, torch.softmax, F.log_softmax) or \
                 meth_is("softmax", "log_softmax"):
