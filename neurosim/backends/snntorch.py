@@ -452,9 +452,7 @@ def _accumulated_layer(low: Lowered, k: str, n, ins: list[_Val], T: int, B: int,
     # every f acts on the last axes, so [T, B, ...] goes in as it is (a constant [1, B, ...] broadcasts)
     means = [v.x if v.const else torch.cumsum(v.x, 0).div_(steps.view(T, *([1] * (v.x.dim() - 1))))
              for v in ins]
-    g = tf.fn(n, means, low.tf_cache)
-    g = g.mul_(steps.view(T, *([1] * (g.dim() - 1)))) if g.data_ptr() not in {m_.data_ptr() for m_ in means} \
-        else g * steps.view(T, *([1] * (g.dim() - 1)))
+    g = tf.fn(n, means, low.tf_cache) * steps.view(T, *([1] * (means[0].dim() - 1)))
     y = torch.empty_like(g)
     y[0] = g[0]
     torch.sub(g[1:], g[:-1], out=y[1:])
