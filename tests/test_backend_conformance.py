@@ -13,7 +13,9 @@ populations, IF and LIF, subtractive and zero reset (to v_reset != 0), direct an
 residual Add with a per-channel weight, an Add with a (C,) weight on a C == W map, spiking max-pool of
 unsigned spikes, of signed spikes and of the Poisson input, membrane and spike-count readouts. A new
 node kind fails ``test_library_covers_every_node_kind_and_flavour`` until a net here uses it, and then
-fails on every backend that cannot lower it.
+fails on every backend that cannot lower it. The third net, ``zoo_transformer``, holds every Transformer
+operator (issue 13); the backends in ``TRANSFORMER_BACKENDS`` must conform on it, every other backend must
+refuse it with one "unsupported operator <Kind> ('<node>') on <backend>" error.
 """
 from __future__ import annotations
 
