@@ -245,19 +245,26 @@ def _neuron_gains(tg, theta: np.ndarray, vth_mant: int) -> tuple[np.ndarray, np.
 
 
 def _sample_step(x: np.ndarray, levels: int) -> float:
-    """Quantisation step of ONE sample's direct-current input, from that sample alone: its own grid
-    when it lies on one with at most ``levels`` steps (8-bit images, the 17-level digits: rounded to 6
-    significant digits so that float32 noise does not split a data set's samples into several Lava
-    runs; an all-zero sample has no step and joins any run), else ``2**ceil(log2(max|x|)) / levels`` (the sample's range rounded up to a power of two:
-    samples of similar range share a step, hence a run; at most one bit of resolution lost)."""
+    """Quantisation step of ONE sample's direct-current input, from that sample alone. ``p2 =
+    2**ceil(log2(max|x|)) / levels`` (the sample's range rounded up to a power of two: samples of
+    similar range share a step, hence a Lava run) when every value lies exactly on that grid (8-bit
+    images, binary ones: all of MNIST-5k's test set shares one step); else the sample's own grid when
+    it lies on one with at most ``levels`` steps (the 17-level digits; quantising it again would only
+    add error); else ``p2`` (at most one bit of resolution lost). Rounded to 6 significant digits so
+    that float32 noise does not split a data set's samples into several Lava runs. An all-zero sample
+    has no step of its own (``run`` puts it in the largest run)."""
     a = np.unique(np.abs(x).astype(np.float64))
     top = float(a.max()) if a.size else 0.0
     if top == 0.0:
         return 1.0
+    p2 = float(f"{2.0 ** math.ceil(math.log2(top)) / levels:.6g}")  # 6 digits too: 1/255 either way
+    k = a / p2
+    if np.abs(k - np.round(k)).max() < 1e-3:  # exact on the power-of-two grid (8-bit images, binary ones)
+        return p2
     step = _input_step(x, levels)
     if step != top / levels:  # the data's own grid
         return float(f"{step:.6g}")
-    return float(f"{2.0 ** math.ceil(math.log2(top)) / levels:.6g}")  # 6 digits too: 1/255 either way
+    return p2
 
 
 def _input_step(x: np.ndarray, levels: int) -> float:
