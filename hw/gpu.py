@@ -25,6 +25,12 @@ Defaults (override any of them):
   (e.g. int8 on a V100 computes in fp16) and the report says so; bytes are always counted at the requested
   precision (an int8 model stores int8 weights wherever it runs).
 * ``sparse=True`` uses the 2:4 structured-sparsity tensor peak (A100 and later) for tensor ops.
+* ``memory="simulated"``: ``memory_s`` is each op's access stream (weights streamed, activations read and
+  written) run through the cycle-level DRAM/HBM model of the device's memory (the catalog's
+  ``memory_preset`` x ``memory_stacks``, :mod:`hw.memory.device`; :mod:`hw.memory.opstream` for the
+  stream and its sampling) instead of ``B / (bandwidth x memory_efficiency)``, which stays reported
+  (``memory_roofline_s``); ``memory_efficiency`` does not apply. The op's latency is never below its
+  bound: the simulated memory's peak is the catalog's bandwidth.
 """
 from __future__ import annotations
 
@@ -85,7 +91,7 @@ def _check_fraction(name: str, v: float, lo: float = 0.0) -> float:
 def roofline(workload, spec, *, precision: str | None = None, compute_efficiency: float | None = None,
              memory_efficiency: float | None = None, launch_overhead_s: float | None = None, sparse: bool = False,
              power_w: float | None = None, idle_fraction: float | None = None, compute_cycles=None,
-             _precision_extra: dict[str, str] | None = None):
+             memory: str = "roofline", _precision_extra: dict[str, str] | None = None):
     """Per-op roofline latency, its bound, and power-x-time energy of one forward pass of ``workload``.
 
     ``compute_cycles(op) -> seconds | None`` (used by :mod:`hw.tpu` for its systolic option) replaces the
@@ -102,6 +108,18 @@ def roofline(workload, spec, *, precision: str | None = None, compute_efficiency
     if lo < 0:
         raise NeurosimError(f"launch_overhead_s must be >= 0, got {lo}")
     notes: list[str] = []
+    if memory not in ("roofline", "simulated"):
+        raise NeurosimError(f"memory must be 'roofline' or 'simulated', got {memory!r}")
+    dmem = None
+    if memory == "simulated":
+        if memory_efficiency is not None:
+            raise NeurosimError("memory_efficiency applies to the roofline memory term, not to memory='simulated'")
+        from hw.memory.device import device_memory
+        from hw.memory.opstream import op_memory_s
+
+        dmem = device_memory(spec)
+        notes.append(f"memory simulated: {dmem.stacks} x {dmem.preset} at {dmem.pin_rate_gbps:.3g} Gb/s/pin "
+                     f"({dmem.peak_bandwidth_gbs:g} GB/s peak, hw.memory); memory_roofline_s is B / (bw x {me:g})")
     wdtype = canonical_precision(workload.dtype)
     req = canonical_precision(precision) if precision else wdtype
     comp = resolve_precision(spec, req, notes, extra=_precision_extra)
@@ -127,17 +145,21 @@ def roofline(workload, spec, *, precision: str | None = None, compute_efficiency
         custom = compute_cycles(op) if (compute_cycles is not None and tensor) else None
         if custom is not None:
             compute_s = custom
-        memory_s = nbytes / (bw * me)
+        memory_roof_s = nbytes / (bw * me)
+        memory_s = memory_roof_s
+        if dmem is not None:
+            memory_s = op_memory_s(dmem, op.param_bytes * scale, op.read_bytes * scale, op.write_bytes * scale)
         bound_s = max(op.flops / peak, nbytes / bw)
         latency_s = max(compute_s, memory_s) + lo
-        if custom is not None:  # a cycle-level count may beat the efficiency-scaled roofline, never the bound
-            latency_s = max(latency_s, bound_s)
+        if custom is not None or dmem is not None:  # a cycle-level count may beat the efficiency-scaled
+            latency_s = max(latency_s, bound_s)       # roofline, never the bound
         u = bound_s / latency_s if latency_s > 0 else 0.0
         p = pm.power(u) if pm else float("nan")
         e_ops = op_energy_j(op.macs, max(op.flops - 2 * op.macs, 0), nbytes, req)
         rows.append({
             "layer": op.name or "(root)", "kind": op.kind, "op": op.aten, "flops": op.flops, "bytes": nbytes,
-            "compute_s": compute_s, "memory_s": memory_s, "overhead_s": lo, "latency_s": latency_s,
+            "compute_s": compute_s, "memory_s": memory_s, **({"memory_roofline_s": memory_roof_s} if dmem else {}),
+            "overhead_s": lo, "latency_s": latency_s,
             "bound_s": bound_s, "limit": "compute" if op.flops / peak >= nbytes / bw else "memory",
             "utilisation": u, "power_w": p, "energy_j": p * latency_s, "energy_ops_45nm_j": e_ops,
         })
@@ -161,7 +183,9 @@ def roofline(workload, spec, *, precision: str | None = None, compute_efficiency
     assumptions = {
         "compute_efficiency": ce, "memory_efficiency": me, "launch_overhead_s": lo, "sparse": bool(sparse),
         "tensor_peak_tflops": tensor_peak / 1e12, "vector_peak_tflops": vector_peak / 1e12,
-        "mem_bw_gb_s": spec.mem_bw_gb_s,
+        "mem_bw_gb_s": spec.mem_bw_gb_s, "memory": memory,
+        **({"memory_preset": dmem.preset, "memory_stacks": dmem.stacks, "memory_pin_rate_gbps": dmem.pin_rate_gbps}
+           if dmem else {}),
         "busy_power_w": pm.busy_w if pm else None, "idle_power_w": pm.idle_w if pm else None,
         "power_source": pm.busy_source if pm else None, "idle_power_source": pm.idle_source if pm else None,
     }

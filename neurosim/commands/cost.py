@@ -23,6 +23,9 @@ def configure(p):
     g = p.add_argument_group("roofline (gpu/cpu/tpu)")
     g.add_argument("--efficiency", type=FRACTION, default=None, help="compute efficiency of tensor ops (default 0.7)")
     g.add_argument("--memory-efficiency", type=FRACTION, default=None, help="fraction of peak bandwidth (default 0.8)")
+    g.add_argument("--memory", choices=["roofline", "simulated"], default=None,
+                   help="memory term: bytes / (bandwidth x efficiency) (roofline, default) or each op's access "
+                        "stream through the DRAM/HBM model of the device's memory (simulated; hw.memory)")
     g.add_argument("--sparse", action="store_true", help="2:4 structured sparsity tensor peak (A100 and later)")
     g.add_argument("--power-w", type=POSITIVE, default=None, help="busy power per device in W (default: measured or TDP)")
     n = p.add_argument_group("neuromorphic")
@@ -86,7 +89,7 @@ def configure(p):
 #: Flags and what they need: training flags need --train; roofline flags a GPU/CPU/TPU in --hw; neuromorphic
 #: flags a neuromorphic device. A flag that applies to nothing is refused (it would be silently ignored).
 _TRAIN_FLAGS = ("tokens", "devices", "mfu", "scaling_efficiency", "six_nd")
-_ROOFLINE_FLAGS = ("precision", "efficiency", "memory_efficiency", "sparse", "power_w")
+_ROOFLINE_FLAGS = ("precision", "efficiency", "memory_efficiency", "sparse", "power_w", "memory")
 _NEURO_FLAGS = ("firing_rate", "timesteps")
 
 
@@ -105,6 +108,8 @@ def _refuse_flags_that_do_not_apply(args, specs) -> None:
     if not neuro and _given(args, _NEURO_FLAGS):
         raise NeurosimError(f"{', '.join(_given(args, _NEURO_FLAGS))} apply only to neuromorphic devices "
                             f"(none in --hw {','.join(other)})")
+    if args.train and args.memory is not None:
+        raise NeurosimError("--memory applies to a forward pass; --train costs from MFU (drop one of them)")
     if args.train and _given(args, _NEURO_FLAGS):
         raise NeurosimError(f"{', '.join(_given(args, _NEURO_FLAGS))} do not apply to --train")
 
@@ -125,6 +130,10 @@ def _options(args, spec) -> dict:
             opts[k] = v
     if args.sparse:
         opts["sparse"] = True
+    if args.memory is not None:
+        if args.memory == "simulated" and args.memory_efficiency is not None:
+            raise NeurosimError("--memory-efficiency applies to the roofline memory term, not to --memory simulated")
+        opts["memory"] = args.memory
     return opts
 
 
