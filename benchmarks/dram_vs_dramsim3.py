@@ -13,6 +13,10 @@ Reported: completion cycle, mean read latency (accept -> data, tCK), read row-hi
 (DRAMsim3's simulation loop time over hw.memory's simulate time, both excluding process start-up, after one
 warm-up run of ours so that numba's compile/cache load is not counted).
 
+``--systolic`` adds the request streams the systolic simulator feeds the DRAM model for real layers
+(``hw.systolic.dram.layer_request_trace``: ResNet-18's conv2_x and a conv3_x 3x3 convolution on a
+32x32 ws array, 64 KiB SRAMs, USER bandwidth 32 words/cycle at a 1 GHz array clock).
+
 ``--golden DIR`` also writes small traces (``--golden-n``, 600 requests) and DRAMsim3's numbers for them into DIR, the
 files tests/test_dram.py compares against.
 """
@@ -78,23 +82,47 @@ def cases(n: int):
                 yield preset, kind, load, synthetic(kind, n, cfg, gap=gap, seed=1)
 
 
+SYSTOLIC_TOPOLOGY = """Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,
+rn18_conv2_1,58,58,3,3,64,64,1,
+rn18_conv3_2,30,30,3,3,128,128,1,
+"""
+
+
+def systolic_cases(workdir: Path):
+    from hw.systolic import SystolicConfig, read_topology
+    from hw.systolic.dram import layer_request_trace
+
+    topo = workdir / "rn18.csv"
+    topo.write_text(SYSTOLIC_TOPOLOGY)
+    cfg = SystolicConfig(run_name="rn18_ws32", array_rows=32, array_cols=32, dataflow="ws", bandwidth_mode="USER",
+                         bandwidth_words=32)
+    for layer in read_topology(topo, "conv"):
+        for preset in PRESETS:
+            yield preset, layer.name, "systolic", layer_request_trace(cfg, layer, preset, clock_mhz=1000.0)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", type=int, default=20000, help="requests per trace (default 20000)")
     ap.add_argument("--json", type=Path, help="write the table as JSON here")
     ap.add_argument("--golden", type=Path, help="also write small golden traces + DRAMsim3 results here")
     ap.add_argument("--golden-n", type=int, default=600, help="requests per golden trace (default 600)")
+    ap.add_argument("--systolic", action="store_true", help="also the systolic simulator's streams of real layers")
     a = ap.parse_args(argv)
     simulate("hbm2", synthetic("random", 200, get("hbm2")))   # numba: compile / load the cache once
     rows = []
     with tempfile.TemporaryDirectory() as td:
         td = Path(td)
-        for preset, kind, load, tr in cases(a.n):
+        import itertools
+
+        allc = itertools.chain(cases(a.n), systolic_cases(td) if a.systolic else ())
+        for preset, kind, load, tr in allc:
             f = td / f"{preset}_{kind}_{load}.trc"
             tr.write(f, "dramsim3")
             d = run_dramsim3(PRESETS[preset], f, td)
             o = run_ours(preset, f)
-            row = {"preset": preset, "trace": kind, "load": load, "requests": a.n,
+            n = len(tr)
+            row = {"preset": preset, "trace": kind, "load": load, "requests": n,
                    "ds3_completion": d["completion_cycles"], "our_completion": o["completion_cycles"],
                    "completion_err_pct": 100 * (o["completion_cycles"] - d["completion_cycles"]) / d["completion_cycles"],
                    "ds3_read_lat": d["mean_read_latency_cycles"], "our_read_lat": o["mean_read_latency_cycles"],
@@ -102,10 +130,10 @@ def main(argv=None) -> int:
                    / d["mean_read_latency_cycles"],
                    "ds3_row_hit": d["read_row_hit_rate"], "our_row_hit": o["read_row_hit_rate"],
                    "row_hit_diff_pts": 100 * (o["read_row_hit_rate"] - d["read_row_hit_rate"]),
-                   "ds3_ns_per_req": d["wall_s"] * 1e9 / a.n, "our_ns_per_req": o["sim_ns_per_request"],
-                   "speed_ratio": (d["wall_s"] * 1e9 / a.n) / o["sim_ns_per_request"]}
+                   "ds3_ns_per_req": d["wall_s"] * 1e9 / n, "our_ns_per_req": o["sim_ns_per_request"],
+                   "speed_ratio": (d["wall_s"] * 1e9 / n) / o["sim_ns_per_request"]}
             rows.append(row)
-            print(f"{preset:9s} {kind:11s} {load:6s} completion {d['completion_cycles']:>8d} vs {o['completion_cycles']:>8d} "
+            print(f"{preset:9s} {kind:12s} {load:8s} {n:>7d} req  completion {d['completion_cycles']:>8d} vs {o['completion_cycles']:>8d} "
                   f"({row['completion_err_pct']:+.2f}%)  read lat {d['mean_read_latency_cycles']:8.2f} vs "
                   f"{o['mean_read_latency_cycles']:8.2f} ({row['read_lat_err_pct']:+.2f}%)  row hit "
                   f"{d['read_row_hit_rate']:.4f} vs {o['read_row_hit_rate']:.4f}  "

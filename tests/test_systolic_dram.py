@@ -137,3 +137,13 @@ def test_cli_dram(capsys, tmp_path):
     assert main(base + ["--dram", "hbm9"]) == 2
     err = capsys.readouterr().err.strip()
     assert "unknown memory preset" in err and "\n" not in err
+
+
+def test_dram_traces_that_do_not_fit_are_refused_before_building(monkeypatch, tmp_path):
+    import hw.systolic.simulator as sim
+
+    monkeypatch.setattr(sim, "_memory_limit", lambda: 1000)
+    cfg = read_config(G / "configs" / "os_4x8_user3.cfg")
+    with pytest.raises(NeurosimError, match="DRAM traffic of .* words needs about"):
+        write_dram_traces(cfg, _layers()[1], tmp_path / "x")
+    assert not (tmp_path / "x").exists()

@@ -19,7 +19,7 @@ several tREFI) and the time extrapolated at the second window's rate,
 (steady streaming, the same mix of reads and writes throughout). Measured against the full stream on
 300 000-request ops (weights/in/out mixes 1:3:2, 0:3:1, 1:0:0) on a100_80gb, h100_sxm and xeon_8380: within
 3 % (worst -2.9 %); ``tests/test_cost_memory.py`` holds it to 5 %. Results are cached per (memory, mix
-rounded to 0.001, window).
+rounded to 0.01, window).
 """
 from __future__ import annotations
 
@@ -91,8 +91,8 @@ def stream_cycles(cfg, n_param: int, n_read: int, n_write: int, *, window: int =
     if exact or n <= window:
         return float(_sim_cycles(cfg, n_param, n_read, n_write)[0])
     # the mix, rounded so that ops of similar shape share a sampled window
-    fp = round(n_param / n, 3)
-    fr = round(min(n_read / n, 1 - fp), 3)
+    fp = round(n_param / n, 2)
+    fr = round(min(n_read / n, 1 - fp), 2)
     if n <= 2 * window:
         return float(_sim_cycles(cfg, n_param, n_read, n_write)[0])
     t1, _ = _window_cycles(cfg, fp, fr, window)

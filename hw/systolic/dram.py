@@ -285,6 +285,24 @@ def _check_user(cfg: SystolicConfig, what: str):
         raise NeurosimError(f"{what} follows SCALE-Sim 2.0.2's buffers; this is a 3.0.0 config (--scalesim-version 2)")
 
 
+#: bytes of working memory per DRAM trace word (the rows, their copy per prefetch, the request expansion)
+BYTES_PER_TRACE_WORD = 40
+
+
+def _check_memory(cfg, layer, result=None):
+    """Refuse, before building them, DRAM traces that would not fit in this machine's free memory."""
+    from hw.systolic.simulator import _memory_limit, fmt_bytes, simulate_layer
+
+    r = result if result is not None else simulate_layer(cfg, layer)
+    words = r.ifmap_dram_reads + r.filter_dram_reads + r.ofmap_dram_writes
+    need = words * BYTES_PER_TRACE_WORD
+    have = _memory_limit()
+    if need > have:
+        raise NeurosimError(f"{layer.name}: its DRAM traffic of {words:,} words needs about {fmt_bytes(need)} for "
+                            f"its DRAM trace / --dram stream; {fmt_bytes(have)} is free (larger SRAMs or a higher "
+                            f"bandwidth make fewer prefetches)")
+
+
 def layer_dram_traces(cfg: SystolicConfig, layer: Layer, *, scalesim_rows: bool = True, result=None,
                       row_cycles=None):
     """``(LayerResult, [ifmap, filter, ofmap] OperandTrace)`` of one layer (USER mode); ``result`` and
@@ -292,6 +310,7 @@ def layer_dram_traces(cfg: SystolicConfig, layer: Layer, *, scalesim_rows: bool 
     from hw.systolic.simulator import simulate_layer, trace_rows
 
     _check_user(cfg, "DRAM traces")
+    _check_memory(cfg, layer, result)
     if result is None or row_cycles is None:
         row_cycles = np.zeros((trace_rows(cfg, layer), 3), np.int64)
         result = simulate_layer(cfg, layer, row_cycles=row_cycles)
@@ -368,16 +387,9 @@ class DramLayer:
                                               "read_row_hit_rate", "bandwidth_gbs")}
 
 
-def simulate_layer_dram(cfg: SystolicConfig, layer: Layer, memory="hbm2", *, clock_mhz: float = DEFAULT_CLOCK_MHZ,
-                        word_bytes: int = 1) -> DramLayer:
-    """One layer in USER mode with its read/write latencies from the DRAM model ``memory`` (see the module)."""
+def _requests_of_layer(cfg, layer, dcfg, clock_mhz, word_bytes):
     from hw import memory as mem
-    from hw.systolic.simulator import simulate_layer
 
-    _check_user(cfg, "--dram")
-    if not (isinstance(clock_mhz, (int, float)) and math.isfinite(clock_mhz) and clock_mhz > 0):
-        raise NeurosimError(f"clock_mhz must be a positive number, got {clock_mhz!r}")
-    dcfg = mem.get(memory)
     fixed, (ti, tf, to) = layer_dram_traces(cfg, layer, scalesim_rows=False)
     rb = dcfg.request_bytes
     parts = []
@@ -393,7 +405,33 @@ def simulate_layer_dram(cfg: SystolicConfig, layer: Layer, memory="hbm2", *, clo
     grp = np.concatenate([p[3] for p in parts])
     order = np.argsort(cyc, kind="stable")
     t_dram = np.floor(cyc[order] * ratio).astype(np.int64)
-    rep = mem.simulate(dcfg, mem.Trace(t_dram, addr[order].astype(np.uint64), wr[order], name=layer.name))
+    trace = mem.Trace(t_dram, addr[order].astype(np.uint64), wr[order], name=layer.name)
+    return fixed, ti, tf, shift, ratio, opn, grp, wr, order, trace
+
+
+def layer_request_trace(cfg: SystolicConfig, layer: Layer, memory="hbm2", *, clock_mhz: float = DEFAULT_CLOCK_MHZ,
+                        word_bytes: int = 1):
+    """The layer's DRAM request stream as :func:`simulate_layer_dram` feeds it to the memory model (a
+    :class:`hw.memory.Trace` in the DRAM's tCK; ``trace.write(path)`` gives a DRAMsim3 trace file)."""
+    from hw import memory as mem
+
+    _check_user(cfg, "a DRAM request trace")
+    return _requests_of_layer(cfg, layer, mem.get(memory), clock_mhz, word_bytes)[-1]
+
+
+def simulate_layer_dram(cfg: SystolicConfig, layer: Layer, memory="hbm2", *, clock_mhz: float = DEFAULT_CLOCK_MHZ,
+                        word_bytes: int = 1) -> DramLayer:
+    """One layer in USER mode with its read/write latencies from the DRAM model ``memory`` (see the module)."""
+    from hw import memory as mem
+    from hw.systolic.simulator import simulate_layer
+
+    _check_user(cfg, "--dram")
+    if not (isinstance(clock_mhz, (int, float)) and math.isfinite(clock_mhz) and clock_mhz > 0):
+        raise NeurosimError(f"clock_mhz must be a positive number, got {clock_mhz!r}")
+    dcfg = mem.get(memory)
+    fixed, ti, tf, shift, ratio, opn, grp, wr, order, trace = _requests_of_layer(cfg, layer, dcfg, clock_mhz,
+                                                                              word_bytes)
+    rep = mem.simulate(dcfg, trace)
     done = np.empty_like(rep.done)
     done[order] = rep.done
     # landing cycle (array clock, relative to compute cycle 0) of each read group
