@@ -29,9 +29,12 @@ int main(int argc, char** argv) {
     uint64_t clk = 0, last_done = 0, done = 0;
     std::unordered_map<uint64_t, std::deque<uint64_t>> rd_added, wr_added;  // addr -> accept cycles
     double lat_sum = 0; uint64_t nrd = 0;
+    // DRAMsim3 calls back once per read, merged ones included (num_reads_done counts them all): one accept
+    // cycle per callback, oldest first. (Popping every outstanding read of the address at the first
+    // callback mis-timed a re-read accepted while an earlier read of that address was in flight.)
     auto rcb = [&](uint64_t a) {
         auto& q = rd_added[a];
-        while (!q.empty()) { lat_sum += double(clk - q.front()); q.pop_front(); nrd++; done++; }
+        if (!q.empty()) { lat_sum += double(clk - q.front()); q.pop_front(); nrd++; done++; }
         last_done = clk;
     };
     auto wcb = [&](uint64_t a) {
