@@ -47,7 +47,7 @@ def export(net, x, T, mapping):
     prices every hop of a direction alike (the source tile's latency, the destination tile's energy), so it
     cannot express a chip-to-chip link that costs more than an on-chip hop."""
     from hw import neuromorphic_mesh as nm
-    from neurosim.backends._terms import Lowering
+    from neurosim.ir.lowering import Lowering
     from neurosim.ir import INPUT
 
     pl = nm.place(net, "loihi", mapping, params=nm.chip_params("loihi", chip_links="seamless"))
@@ -107,7 +107,7 @@ def compare(net, x, T, mapping, mode="exact"):
     # the analytic model on the same activity
     T_ = T
     layers = []
-    from neurosim.backends._terms import Lowering
+    from neurosim.ir.lowering import Lowering
 
     low = Lowering(net)
     for tname, tg in low.targets.items():

@@ -292,7 +292,7 @@ def _chip_note(chips: int, chips_x: int, p: MeshParams) -> str:
 def _targets(net):
     """Layer names in the order ``map_network`` lists them: populations and the membrane readout, then the
     spiking max-pools (gate neurons)."""
-    from neurosim.backends._terms import Lowering
+    from neurosim.ir.lowering import Lowering
     from neurosim.ir import SpikeMaxPool2d
 
     return list(Lowering(net).targets) + [k for k, n in net.nodes.items() if isinstance(n, SpikeMaxPool2d)]
@@ -417,7 +417,7 @@ class _Traffic:
 def _traffic(net, place_: Placement, act: Activity) -> _Traffic:
     import scipy.sparse as sp
 
-    from neurosim.backends._terms import Lowering
+    from neurosim.ir.lowering import Lowering
 
     low = Lowering(net)
     T = act.timesteps

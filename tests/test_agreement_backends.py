@@ -63,7 +63,7 @@ def test_weighted_shortcut_is_a_depthwise_conv_not_a_dense_matrix():
     inputs (12,544-neuron shortcuts) then fits, where a dense matrix would need 157M entries."""
     import torch
 
-    from neurosim.backends._terms import MAX_DENSE_ENTRIES, Lowering
+    from neurosim.ir.lowering import MAX_DENSE_ENTRIES, Lowering
 
     net = converted("cnn")
     terms = [t for tg in Lowering(net).targets.values() for t in tg.terms if [k for k, _ in t.ops] == ["scale"]]

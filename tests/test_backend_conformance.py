@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from neurosim.backends import COMMON_OPTIONS, backend_names, get_backend
-from neurosim.backends._terms import Lowering, _node_fanout
+from neurosim.ir.lowering import Lowering, node_fanout
 from neurosim.errors import NeurosimError
 from neurosim.ir import INPUT, NODE_TYPES, Add, Flatten, Neurons, SpikeMaxPool2d
 from tests.backend_nets import token_inputs, zoo_direct, zoo_poisson, zoo_transformer
@@ -135,7 +135,7 @@ def _check_synops(net, r, ref, exact_only: bool):
         elif isinstance(net.nodes[k], Add) or _source_of(net, k) is not None:
             assert r.synops[k] == pytest.approx(want, rel=1e-9), k
         else:  # an analog map: exact, or every element at every step (the documented upper bound)
-            bound = float(_node_fanout(net.nodes[k], net.shapes[net.nodes[k].inputs[0]]).sum()) * T
+            bound = float(node_fanout(net.nodes[k], net.shapes[net.nodes[k].inputs[0]]).sum()) * T
             ok = r.synops[k] == pytest.approx(want, rel=1e-9) or (not exact_only and r.synops[k] == pytest.approx(bound))
             assert ok, (k, r.synops[k], want, bound)
 

@@ -140,7 +140,7 @@ def _cw_net():
 def test_channel_weight_with_c_equal_w_broadcasts_along_w():
     import torch
 
-    from neurosim.backends._terms import Lowering
+    from neurosim.ir.lowering import Lowering
 
     net = _cw_net()
     (term,) = Lowering(net).targets["n2"].terms

@@ -1,6 +1,6 @@
 """Brian2 backend: the IR as NeuronGroups and Synapses, clock-driven, numpy (default) or cython target.
 
-Lowering (sources and terms from :mod:`neurosim.backends._terms`):
+Lowering (sources and terms from :mod:`neurosim.ir.lowering`):
 
 * every Neurons population: a ``NeuronGroup`` with ``v``, per-neuron ``vth`` and ``bias`` and the net
   spike count ``count`` (C), ``threshold="v > vth"`` (strict, as the IR) and
@@ -57,7 +57,7 @@ import weakref
 import numpy as np
 
 from neurosim.backends import register_backend
-from neurosim.backends._terms import INPUT, Lowering, synops
+from neurosim.ir.lowering import INPUT, Lowering, synops
 from neurosim.errors import NeurosimError
 from neurosim.ir import Neurons, SimResult, SpikeMaxPool2d, SpikingNetwork
 

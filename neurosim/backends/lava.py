@@ -1,7 +1,7 @@
 """Lava backend: the IR as real Lava processes, run on Lava's CPU simulator in float or bit-accurate
 Loihi fixed point (``Loihi2SimCfg(select_tag="floating_pt" | "fixed_pt")``).
 
-Lowering (see :mod:`neurosim.backends._terms` for how the IR becomes sources and terms):
+Lowering (see :mod:`neurosim.ir.lowering` for how the IR becomes sources and terms):
 
 * input: a :class:`~neurosim.loihi.processes.LaneSource` sending the encoded input every step (direct
   current as graded messages, stored once per sample; Poisson spikes as +-1 graded messages);
@@ -75,7 +75,6 @@ Lava (lava-nc 0.10) runs on Python 3.10 only; elsewhere this backend raises a Ne
 """
 from __future__ import annotations
 
-import importlib
 import math
 import os
 import signal
@@ -87,10 +86,33 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from neurosim.backends import register_backend
-from neurosim.backends._terms import (INPUT, Lowering, ir_to_lava_perm, lava_conv_weight, lava_shape,
-                                      signed_sources, synops)
 from neurosim.errors import NeurosimError
 from neurosim.ir import Neurons, SimResult, SpikeMaxPool2d, SpikingNetwork
+from neurosim.ir.lowering import INPUT, Lowering, signed_sources, synops
+
+
+# ---- Lava's layout: (C, H, W) tensors as (X=W, Y=H, C) --------------------------------------------
+
+def ir_to_lava_perm(shape: tuple) -> np.ndarray:
+    """``perm[i_lava] = i_ir`` for a tensor of IR shape ``shape``: Lava stores (C, H, W) as (X=W, Y=H, C)."""
+    n = int(np.prod(shape))
+    if len(shape) != 3:
+        return np.arange(n)
+    return np.arange(n).reshape(shape).transpose(2, 1, 0).reshape(-1)
+
+
+def lava_shape(shape: tuple) -> tuple:
+    return (shape[2], shape[1], shape[0]) if len(shape) == 3 else tuple(shape)
+
+
+def lava_conv_weight(w: np.ndarray) -> np.ndarray:
+    """IR/torch correlation kernel [C_out, C_in, kH, kW] -> Lava Conv kernel (C_out, X=kW, Y=kH, C_in).
+
+    Lava's ``conv`` (``proc/conv/utils.py``) flips the kernel (a true convolution) and reads it as
+    ``weight[:, ::-1, ::-1].transpose(0, 3, 2, 1)`` in torch layout, so we store the flip.
+    """
+    return np.ascontiguousarray(w.transpose(0, 3, 2, 1)[:, ::-1, ::-1])
+
 
 W_MAX_MIXED, W_MIN_MIXED = 254, -256  # Lava MIXED sign mode: 8-bit, LSB dropped (weightutils.truncate_weights)
 BIAS_MANT_MAX = 4095                   # 13-bit signed bias mantissa (PyLifModelBitAcc)

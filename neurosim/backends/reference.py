@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from neurosim.backends import register_backend
 from neurosim.backends import _transformer as tf
-from neurosim.backends._terms import _node_fanout
+from neurosim.ir.lowering import node_fanout
 from neurosim.encoding import encode
 from neurosim.errors import NeurosimError
 from neurosim.ir import (INPUT, Add, AvgPool2d, Conv2d, Flatten, Linear, MatMul, Neurons, SimResult, SpikeMaxPool2d,
@@ -60,7 +60,7 @@ def simulate(net: SpikingNetwork, x, T: int, encoded=None, dtype=torch.float64, 
     spikes = {k: torch.zeros(B, *n.shape, dtype=dtype) for k, n in net.nodes.items() if isinstance(n, Neurons)}
     n_events = {k: torch.zeros_like(s) for k, s in spikes.items()}
     # SynOps: fan-out of every input element of a weight layer; the spiking inputs of every Add
-    fanout = {k: t_(_node_fanout(n, shapes[n.inputs[0]])).reshape(shapes[n.inputs[0]])
+    fanout = {k: t_(node_fanout(n, shapes[n.inputs[0]])).reshape(shapes[n.inputs[0]])
               for k, n in net.nodes.items() if isinstance(n, (Linear, Conv2d))}
     add_spiking = {k: [j for j, i in enumerate(n.inputs) if net.spike_source(i) is not None]
                    for k, n in net.nodes.items() if isinstance(n, Add)}

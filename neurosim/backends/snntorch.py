@@ -37,7 +37,7 @@ from torch import nn
 
 from neurosim.backends import register_backend
 from neurosim.backends import _transformer as tf
-from neurosim.backends._terms import _node_fanout, signed_sources
+from neurosim.ir.lowering import node_fanout, signed_sources
 from neurosim.encoding import encode
 from neurosim.errors import NeurosimError
 from neurosim.ir import (INPUT, Add, AvgPool2d, Conv2d, Flatten, Linear, MatMul, Neurons, SimResult, SpikeMaxPool2d,
@@ -327,7 +327,7 @@ class _Stats:
         for k, n in net.nodes.items():
             if isinstance(n, (Linear, Conv2d)):
                 shape = net.shapes[n.inputs[0]]
-                self.fanout[k] = [torch.as_tensor(_node_fanout(n, shape).reshape(shape))]
+                self.fanout[k] = [torch.as_tensor(node_fanout(n, shape).reshape(shape))]
                 self.inputs[k] = [0]
                 self.synops[k] = 0.0
             elif isinstance(n, TokenLinear):

@@ -152,7 +152,7 @@ def _connectivity(net, low, tname):
 
 def map_network(net, chip: str = "loihi2", weight_bits: int = QUANT_WEIGHT_BITS) -> LoihiMap:
     """Place ``net`` (a :class:`~neurosim.ir.SpikingNetwork`) on ``chip`` (module docstring)."""
-    from neurosim.backends._terms import Lowering, signed_sources
+    from neurosim.ir.lowering import Lowering, signed_sources
 
     lim, src, spec = _limits(chip)
     low = Lowering(net)

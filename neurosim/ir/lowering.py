@@ -1,4 +1,5 @@
-"""Lowering helper shared by the Lava and Brian2 backends: the IR as spike sources and linear terms.
+"""The lowering the Lava and Brian2 backends (and the mesh simulator) share: the IR as spike sources and
+linear terms, and the SynOps every backend counts from source events.
 
 Every IR node that is not a :class:`~neurosim.ir.Neurons` population or a
 :class:`~neurosim.ir.SpikeMaxPool2d` is linear in its inputs plus a constant (Linear, Conv2d,
@@ -293,34 +294,7 @@ def signed_sources(net: SpikingNetwork, include_input: bool = True) -> set[str]:
     return out
 
 
-def ir_to_lava_perm(shape: tuple) -> np.ndarray:
-    """``perm[i_lava] = i_ir`` for a tensor of IR shape ``shape``: Lava stores (C, H, W) as (X=W, Y=H, C)."""
-    n = int(np.prod(shape))
-    if len(shape) != 3:
-        return np.arange(n)
-    return np.arange(n).reshape(shape).transpose(2, 1, 0).reshape(-1)
-
-
-def lava_shape(shape: tuple) -> tuple:
-    return (shape[2], shape[1], shape[0]) if len(shape) == 3 else tuple(shape)
-
-
-def to_lava_layout(x: np.ndarray, shape: tuple) -> np.ndarray:
-    """[N, *shape] in IR order -> [N, n] in Lava's (W, H, C) flat order."""
-    x = np.asarray(x).reshape(x.shape[0], -1)
-    return x[:, ir_to_lava_perm(shape)]
-
-
-def lava_conv_weight(w: np.ndarray) -> np.ndarray:
-    """IR/torch correlation kernel [C_out, C_in, kH, kW] -> Lava Conv kernel (C_out, X=kW, Y=kH, C_in).
-
-    Lava's ``conv`` (``proc/conv/utils.py``) flips the kernel (a true convolution) and reads it as
-    ``weight[:, ::-1, ::-1].transpose(0, 3, 2, 1)`` in torch layout, so we store the flip.
-    """
-    return np.ascontiguousarray(w.transpose(0, 3, 2, 1)[:, ::-1, ::-1])
-
-
-def _node_fanout(node, in_shape) -> np.ndarray | None:
+def node_fanout(node, in_shape) -> np.ndarray | None:
     """Synapses driven by each input element of one IR synaptic node (IR flat order); None for Add."""
     if isinstance(node, Linear):
         return (node.weight != 0).sum(0).astype(np.float64)
@@ -358,7 +332,7 @@ def synops(net: SpikingNetwork, source_events: dict[str, np.ndarray], batch: int
             continue
         if not isinstance(n, (Linear, Conv2d)):
             continue
-        fo = _node_fanout(n, net.shapes[n.inputs[0]])
+        fo = node_fanout(n, net.shapes[n.inputs[0]])
         src = n.inputs[0]
         while src != INPUT and isinstance(net.nodes[src], Flatten):
             src = net.nodes[src].inputs[0]
