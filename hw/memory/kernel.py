@@ -334,6 +334,7 @@ def simulate_kernel(arrive, is_write, ch, bank, row, col, key, n_ch, ranks, bank
             # 3. one transaction into its bank's command queue
             if drain[c] == 0 and hold[c]:
                 hold[c] = False   # a drain stopped at a read-write dependency: move a read first
+                active = True     # ... in the next cycle: the channel must not sleep past it
             elif drain[c] == 0:
                 if wq_n[c] >= tq or (wq_n[c] > drain_low and cq_tot[c] == 0):
                     drain[c] = wq_n[c]
