@@ -51,34 +51,12 @@ def _fetch_order(nb, Bh, Wd, S, rolled, xc, mode, K, base, woff, pos, offset, ou
     """SCALE-Sim's prefetch matrix (``nb`` blocks of ``Bh x Wd``, rolled along anti-diagonals when skewed),
     flattened in its fetch order, ``-1`` for a null request (padding of a partial fold, a window beyond a
     partial edge): ``out`` has ``nb * Bh * Wd`` entries."""
-    Mp = nb * Bh
-    Np = Wd
     k = 0
-    ndiag = Mp + Np - 1 if rolled else Mp
-    for d in range(ndiag):
-        if rolled:
-            rmax = min(d, Mp - 1)
-            rmin = max(0, d - Np + 1)
-            nrow = rmax - rmin + 1
-        else:
-            rmax = d
-            nrow = Np
-        for q in range(nrow):
-            if rolled:
-                row = rmax - q
-                col = d - row
-            else:
-                row = d
-                col = q
-            b = row // Bh
-            t = row - b * Bh
+    for d in range(K_._n_diagonals(nb, Bh, Wd, rolled)):
+        for q in range(K_._diagonal_length(d, nb, Bh, Wd, rolled)):
+            x, y = K_._cell(d, q, nb, Bh, Wd, S, rolled, xc)
             v = -1
-            if col < min(Wd, S - b * Wd):
-                u = b * Wd + col
-                if xc == 1:
-                    x, y = u, t
-                else:
-                    x, y = t, u
+            if x >= 0:
                 idx = K_._idx(mode, x, y, K, base, woff, pos[0], pos[1], pos[2], pos[3], pos[4][0], pos[4][1])
                 if idx >= 0:
                     v = idx + offset
@@ -94,13 +72,7 @@ def fetch_matrix(cfg: SystolicConfig, layer: Layer, op: int, bw: int) -> np.ndar
     base, woff, pos = K_.ifmap_index_tables(layer.ifmap_h, layer.ifmap_w, layer.filter_h, layer.filter_w,
                                             layer.channels, layer.stride_h, layer.stride_w, layer.batch,
                                             layer.dilation_h, layer.dilation_w)
-    rf, cf = -(-Sr // R), -(-Sc // C)
-    table = {
-        ("os", K_.IFMAP): (rf, T, R, Sr, 1, 1), ("os", K_.FILTER): (cf, T, C, Sc, 1, 0),
-        ("ws", K_.IFMAP): (rf, T, R, Sr, 1, 0), ("ws", K_.FILTER): (cf, Sr, C, Sc, 0, 0),
-        ("is", K_.IFMAP): (cf, Sr, C, Sc, 0, 1), ("is", K_.FILTER): (rf, T, R, Sr, 1, 1),
-    }
-    nb, Bh, Wd, S, rolled, xc = table[(df, op)]
+    nb, Bh, Wd, S, rolled, xc = K_.prefetch_geometry(df, op, R, C, Sr, Sc, T)
     mode = 0 if op == K_.FILTER else (2 if pos[4][2] == 1 else 1)
     n = nb * Bh * Wd
     rows = -(-n // bw)

@@ -525,6 +525,51 @@ def simulate_layer(specs, F, cycles_fold, R, C, Sr, Sc, T, K, N, base, woff, pos
 
 # ---- USER mode: the prefetch order cut into lines ---------------------------------------------------------
 
+def prefetch_geometry(dataflow, op, R, C, Sr, Sc, T):
+    """The prefetch matrix of read operand ``op``: ``(blocks, block height, block width, extent, rolled,
+    x takes the column)``; blocks are stacked, rolled (skewed along anti-diagonals) when ``rolled``."""
+    row_fold = -(-Sr // R)
+    col_fold = -(-Sc // C)
+    table = {
+        ("os", IFMAP): (row_fold, T, R, Sr, 1, 1), ("os", FILTER): (col_fold, T, C, Sc, 1, 0),
+        ("ws", IFMAP): (row_fold, T, R, Sr, 1, 0), ("ws", FILTER): (col_fold, Sr, C, Sc, 0, 0),
+        ("is", IFMAP): (col_fold, Sr, C, Sc, 0, 1), ("is", FILTER): (row_fold, T, R, Sr, 1, 1),
+    }
+    return table[(dataflow, op)]
+
+
+@njit(cache=True, inline="always")
+def _n_diagonals(nb, Bh, Wd, rolled):
+    """Rows of the fetch order: anti-diagonals of the ``nb*Bh x Wd`` matrix when rolled, else its rows."""
+    return nb * Bh + Wd - 1 if rolled else nb * Bh
+
+
+@njit(cache=True, inline="always")
+def _diagonal_length(d, nb, Bh, Wd, rolled):
+    if rolled:
+        return min(d, nb * Bh - 1) - max(0, d - Wd + 1) + 1
+    return Wd
+
+
+@njit(cache=True, inline="always")
+def _cell(d, q, nb, Bh, Wd, S, rolled, xc):
+    """The ``q``-th cell of fetch row ``d``: its (x, y) operand coordinates, ``(-1, -1)`` for padding (a
+    partial fold, a window beyond a partial edge)."""
+    if rolled:
+        row = min(d, nb * Bh - 1) - q
+        col = d - row
+    else:
+        row = d
+        col = q
+    b = row // Bh
+    t = row - b * Bh
+    if col >= min(Wd, S - b * Wd):
+        return -1, -1
+    u = b * Wd + col
+    if xc == 1:
+        return u, t
+    return t, u
+
 @njit(cache=True)
 def _walk_prefetch(fill, nb, Bh, Wd, S, rolled, xc, mode, K, base, woff, pos, eps, last_line, cnt, off, lines):
     """Visit the prefetch matrix (``nb`` stacked ``Bh x Wd`` blocks) in SCALE-Sim's fetch order.
@@ -532,34 +577,12 @@ def _walk_prefetch(fill, nb, Bh, Wd, S, rolled, xc, mode, K, base, woff, pos, ep
     ``fill=0`` counts the distinct lines per word, ``fill=1`` writes them (ascending) into ``lines``.
     Returns the number of words in the order.
     """
-    Mp = nb * Bh
-    Np = Wd
     k = 0
-    ndiag = Mp + Np - 1 if rolled else Mp
-    for d in range(ndiag):
-        if rolled:
-            rmax = min(d, Mp - 1)
-            rmin = max(0, d - Np + 1)
-            nrow = rmax - rmin + 1
-        else:
-            rmax = d
-            nrow = Np
-        for q in range(nrow):
-            if rolled:
-                row = rmax - q
-                col = d - row
-            else:
-                row = d
-                col = q
-            b = row // Bh
-            t = row - b * Bh
-            if col >= min(Wd, S - b * Wd):
+    for d in range(_n_diagonals(nb, Bh, Wd, rolled)):
+        for q in range(_diagonal_length(d, nb, Bh, Wd, rolled)):
+            x, y = _cell(d, q, nb, Bh, Wd, S, rolled, xc)
+            if x < 0:
                 continue
-            u = b * Wd + col
-            if xc == 1:
-                x, y = u, t
-            else:
-                x, y = t, u
             idx = _idx(mode, x, y, K, base, woff, pos[0], pos[1], pos[2], pos[3], pos[4][0], pos[4][1])
             if idx < 0:
                 continue
@@ -609,15 +632,7 @@ def prefetch_lines(dataflow, op, R, C, Sr, Sc, T, K, base, woff, pos, size, sram
     """USER-mode line tables of one read operand: ``(off, lines, one, par)`` (``one[w]``: the line of a word
     that sits in exactly one line, else -1) with ``par = [num_lines, active_lines,
     prefetch_lines, fetch_rows]``; ``lines[off[w]:off[w+1]]`` are the lines (ascending) that hold word ``w``."""
-    row_fold = -(-Sr // R)
-    col_fold = -(-Sc // C)
-    # (blocks, block height, block width, extent, rolled, x takes the column)
-    table = {
-        ("os", IFMAP): (row_fold, T, R, Sr, 1, 1), ("os", FILTER): (col_fold, T, C, Sc, 1, 0),
-        ("ws", IFMAP): (row_fold, T, R, Sr, 1, 0), ("ws", FILTER): (col_fold, Sr, C, Sc, 0, 0),
-        ("is", IFMAP): (col_fold, Sr, C, Sc, 0, 1), ("is", FILTER): (row_fold, T, R, Sr, 1, 1),
-    }
-    nb, Bh, Wd, S, rolled, xc = table[(dataflow, op)]
+    nb, Bh, Wd, S, rolled, xc = prefetch_geometry(dataflow, op, R, C, Sr, Sc, T)
     eps = -(-sram_words // 100)
     last_line = np.full(size, -1, dtype=np.int32)
     cnt = np.zeros(size, dtype=np.int32)
