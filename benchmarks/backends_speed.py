@@ -40,8 +40,19 @@ def main(argv=None):
                     "('' for none); the main rows use the default (automatic) lanes")
     ap.add_argument("--scaling-samples", type=int, default=128, help="samples per run of the lanes table")
     ap.add_argument("--skip", default="", help="comma-separated rows to leave out: brian2, naive, fixed")
+    ap.add_argument("--code", default=None, help="time the neurosim of another checkout (e.g. `git worktree add "
+                    "/tmp/old REV`), same protocol: before/after in one table each")
     args = ap.parse_args(argv)
+    if args.code:
+        sys.path.insert(0, str(Path(args.code).resolve()))
     skip = {k.strip() for k in args.skip.split(",") if k.strip()}
+    import inspect
+
+    from neurosim.backends import get_backend
+
+    one_lane = {"lanes": 1} if "lanes" in inspect.signature(get_backend("lava").run).parameters else {}
+    if not one_lane:  # a checkout before lanes: one Lava process per sample is its only mode
+        skip, args.lanes = skip | {"naive"}, ""
     lanes_list = [int(v) for v in args.lanes.split(",") if v.strip()]
     net, x, y, _ = load_network(args.model, args.checkpoint)
     T, n = args.timesteps, args.samples
@@ -63,21 +74,25 @@ def main(argv=None):
     timed("snntorch (layer mode)", x[:n], backend="snntorch")
     if "brian2" not in skip:
         timed("brian2 (numpy target, samples side by side)", x[:n], backend="brian2")
-    timed("lava float (lanes: default)", x[:n], backend="lava")
+    mode = "lanes: default" if one_lane else "back to back, before lanes"
+    timed(f"lava float ({mode})", x[:n], backend="lava")
     if "fixed" not in skip:
-        timed("lava fixed (lanes: default)", x[:n], backend="lava", precision="fixed")
+        timed(f"lava fixed ({mode})", x[:n], backend="lava", precision="fixed")
     if "naive" not in skip:
         timed("lava float (one run per sample)", x[:args.naive_samples], backend="lava", batch_size=1, lanes=1)
     # per-step cost of one lane: the same run with twice the steps; the difference is pure stepping
     t0 = time.perf_counter()
-    net.run(x[:10], T, backend="lava", lanes=1)
+    net.run(x[:10], T, backend="lava", **one_lane)
     t1 = time.perf_counter()
-    net.run(x[:20], T, backend="lava", lanes=1)
+    net.run(x[:20], T, backend="lava", **one_lane)
     t2 = time.perf_counter()
     per_step = ((t2 - t1) - (t1 - t0)) / (10 * T)
     fixed = (t1 - t0) - 10 * T * per_step
     base = rows[0][2]
-    print(f"\n{args.model}, T={T}, {n} MNIST-5k test images (naive Lava: {args.naive_samples})\n")
+    import neurosim
+
+    print(f"\n{args.model}, T={T}, {n} MNIST-5k test images (naive Lava: {args.naive_samples}); "
+          f"code: {Path(neurosim.__file__).parents[1]}\n")
     print("| backend | samples | ms / sample | x snntorch | Lava processes | lanes | Lava runs | Lava steps | accuracy |")
     print("|---|---|---|---|---|---|---|---|---|")
     for label, k, per, procs, lanes, runs, steps, acc in rows:
