@@ -42,6 +42,7 @@ spike emitted too early. The error compounds with depth (a QCFS ResNet on MNIST:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -479,7 +480,7 @@ def _prefix(net: SpikingNetwork, last: str) -> SpikingNetwork:
 
 def _calibrate_biases(net: SpikingNetwork, g: AnnGraph, lam: dict[str, np.ndarray], name_of: dict[str, str],
                       data, opts: ConversionOptions, T: int, iters: int) -> None:
-    """Layer-wise bias calibration (module docstring): in place on ``net``'s Neurons biases."""
+    """Layer-wise bias calibration (module docstring): replaces ``net``'s Neurons nodes with recalibrated ones."""
     acts = [k for k, o in g.ops.items() if o.kind == "act"]
     xs, target = [], {k: [] for k in acts}
     with torch.no_grad():
@@ -495,10 +496,12 @@ def _calibrate_biases(net: SpikingNetwork, g: AnnGraph, lam: dict[str, np.ndarra
         rate = np.clip(a / _chan(lam[k], a.ndim - 1), 0.0, 1.0)  # what the population's rate should be
         axes = (0, 2, 3) if a.ndim == 4 else 0
         want = rate.mean(axis=axes)
-        probe = _prefix(net, name_of[k])  # shares the nodes: the bias updates land in ``net``
         for _ in range(iters):
+            probe = _prefix(net, name_of[k])  # the network up to this population, as it stands now
             res = probe.run(x, T, backend="snntorch", record_counts=True)
             got = (res.counts[name_of[k]] / T).mean(axis=axes)
             delta = (want - got) * np.asarray(pop.threshold, np.float64).reshape(-1)[0]
             bias = np.broadcast_to(pop.bias, pop.shape[:1] + (1,) * (len(pop.shape) - 1)).astype(np.float64)
-            pop.bias = (bias + delta.reshape(bias.shape)).astype(np.float32)
+            # nodes are immutable: put a new node with the new bias in the network
+            pop = dataclasses.replace(pop, bias=(bias + delta.reshape(bias.shape)).astype(np.float32))
+            net.nodes[name_of[k]] = pop
