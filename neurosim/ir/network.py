@@ -246,15 +246,16 @@ class SpikingNetwork:
 
     # -- NIR --
     def to_nir(self, dt: float = 1e-4, target: str = "nir"):
-        """Export to a ``nir.NIRGraph`` (``target``: ``"nir"``, ``"snntorch"``, ``"norse"``); see
+        """Export to a ``nir.NIRGraph`` (``target``: ``"nir"``, ``"snntorch"``, ``"norse"``, ``"sinabs"``,
+        ``"spikingjelly"``); see
         :func:`neurosim.ir.nir.to_nir` for the mapping and what is lost."""
         from neurosim.ir.nir import to_nir
 
         return to_nir(self, dt=dt, target=target)
 
     @classmethod
-    def from_nir(cls, graph, dt: float | None = None) -> "SpikingNetwork":
+    def from_nir(cls, graph, dt: float | None = None, reset: str | None = None) -> "SpikingNetwork":
         """Import a ``nir.NIRGraph`` (or a path to a NIR .h5 file); see :func:`neurosim.ir.nir.from_nir`."""
         from neurosim.ir.nir import from_nir
 
-        return from_nir(graph, dt=dt)
+        return from_nir(graph, dt=dt, reset=reset)
