@@ -28,7 +28,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from models.data import Dataset, load_cifar10, load_dataset, load_mnist_idx
@@ -102,7 +101,7 @@ def _progress_enabled(progress: bool) -> bool:
 def train(model: nn.Module, dataset: Dataset, *, epochs: int = 10, lr: float = 1e-3, batch_size: int = 64,
           seed: int = 0, patience: int | None = 3, val_fraction: float = 0.1, weight_decay: float = 0.0,
           test: Dataset | None = None, checkpoint: str | Path | None = None, progress: bool = True,
-          num_threads: int | None = 1) -> TrainResult:
+          num_threads: int | None = 1, recipe=None) -> TrainResult:
     """Train a classifier in place; returns a :class:`TrainResult` and leaves the best weights loaded.
 
     ``val_fraction`` of ``dataset`` (a fixed, seeded subset) is held out for early stopping and model
@@ -110,20 +109,26 @@ def train(model: nn.Module, dataset: Dataset, *, epochs: int = 10, lr: float = 1
     weights. ``checkpoint`` writes ``models.save(model, checkpoint)`` with the accuracies as metadata.
     ``num_threads`` sets torch's intra-op threads for the run (restored afterwards): the zoo's small
     models train fastest on one thread, and on a shared machine extra threads mostly wait on each
-    other (10x slower measured on 2 busy cores); ``None`` keeps torch's setting.
+    other (10x slower measured on 2 busy cores); ``None`` keeps torch's setting. ``recipe``: a
+    :class:`models.recipes.Recipe` or its name (optimiser, schedule, label smoothing, augmentation).
     """
     threads_before = torch.get_num_threads()
     if num_threads:
         torch.set_num_threads(num_threads)
     try:
         return _train(model, dataset, epochs, lr, batch_size, seed, patience, val_fraction, weight_decay, test,
-                      checkpoint, progress)
+                      checkpoint, progress, recipe)
     finally:
         torch.set_num_threads(threads_before)
 
 
 def _train(model, dataset, epochs, lr, batch_size, seed, patience, val_fraction, weight_decay, test, checkpoint,
-           progress) -> TrainResult:
+           progress, recipe=None) -> TrainResult:
+    from models.recipes import get_recipe
+
+    recipe = get_recipe(recipe) or get_recipe("default")
+    if not recipe.early_stopping:
+        patience = None
     if epochs < 1 or batch_size < 1 or not (math.isfinite(lr) and lr > 0):
         raise NeurosimError(f"train: epochs and batch_size must be >= 1 and lr > 0, got {epochs}, {batch_size}, {lr}")
     if not 0 < val_fraction < 1:
@@ -136,8 +141,9 @@ def _train(model, dataset, epochs, lr, batch_size, seed, patience, val_fraction,
     perm = torch.randperm(len(dataset), generator=gen)
     val_set, train_set = dataset.subset(perm[:n_val]), dataset.subset(perm[n_val:])
 
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = recipe.make_optimizer(model.parameters(), lr, weight_decay)
     steps = math.ceil(len(train_set) / batch_size)
+    sched = recipe.make_scheduler(opt, epochs, steps)
     best_acc, best_epoch, best_state, stale = -1.0, 0, None, 0
     res = TrainResult(getattr(model, "neurosim_config", {}).get("name", type(model).__name__), dataset.name, 0, 0,
                       0.0, None, False, 0.0, seed=seed)
@@ -153,15 +159,17 @@ def _train(model, dataset, epochs, lr, batch_size, seed, patience, val_fraction,
             loss_sum, correct = 0.0, 0
             for i in range(0, len(train_set), batch_size):
                 idx = order[i:i + batch_size]
-                x, y = train_set.x[idx], train_set.y[idx]
+                x, y = recipe.augment(train_set.x[idx], gen), train_set.y[idx]
                 logits = _logits(model, x)
-                loss = F.cross_entropy(logits, y)
+                loss = recipe.loss(logits, y)
                 if not torch.isfinite(loss):
                     raise NeurosimError(f"training diverged: the loss is {float(loss.detach())} at epoch {epoch}, batch "
                                         f"{i // batch_size + 1} (lr={lr:g}); lower the learning rate")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                if sched is not None:
+                    sched.step()
                 loss_sum += float(loss.detach()) * len(idx)
                 correct += int((logits.argmax(1) == y).sum())
                 bar.update(1)
@@ -190,7 +198,7 @@ def _train(model, dataset, epochs, lr, batch_size, seed, patience, val_fraction,
     if checkpoint is not None:
         extra = {"dataset": dataset.name, "val_accuracy": best_acc, "test_accuracy": res.test_accuracy,
                  "best_epoch": best_epoch, "epochs_run": res.epochs_run, "seed": seed, "lr": lr,
-                 "batch_size": batch_size}
+                 "batch_size": batch_size, **({"recipe": recipe.describe()} if recipe.name != "default" else {})}
         res.checkpoint = str(save(model, checkpoint, extra=extra))
     return res
 

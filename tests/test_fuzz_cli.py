@@ -47,6 +47,7 @@ BASE = {
     ("train",): ["train", "mlp"],
     ("dram",): ["dram", "--preset", "ddr4_3200", "--trace", "T.trace"],
     ("mesh",): ["mesh", "NET.npz"],
+    ("snn-cost",): ["snn-cost", "NET.npz"],
 }
 
 #: Values no numeric option accepts (0 is valid for some: seeds, patience, --workers 0).

@@ -46,6 +46,8 @@ def configure(p):
     p.add_argument("--calibration-iters", type=POSITIVE_INT, default=1, help="bias-calibration passes per layer (1)")
     p.add_argument("--epochs", type=POSITIVE_INT, default=8)
     p.add_argument("--lr", type=POSITIVE, default=1e-3)
+    p.add_argument("--recipe", default=None, help="training recipe: default (Adam, early stopping) or vit (AdamW, "
+                   "warm-up + cosine, label smoothing 0.1, +-2 px shifts, no early stopping; models.recipes)")
     p.add_argument("--seed", type=number(int, 0), default=0)
     p.add_argument("--calibration", type=POSITIVE_INT, default=1000, help="training samples used for normalisation")
     p.add_argument("--test-samples", type=POSITIVE_INT, default=None, help="evaluate on the first N test samples")
@@ -70,7 +72,8 @@ def configure(p):
                           norm=args.norm, per_channel=not args.per_layer, epochs=args.epochs, seed=args.seed,
                           lr=args.lr, calibration=args.calibration, test_samples=args.test_samples,
                           encoding=args.encoding, plot=args.plot, quiet=args.json, signed=args.signed,
-                          calibrate=args.calibrate, calibration_iters=args.calibration_iters, save_ir=args.save_ir)
+                          calibrate=args.calibrate, calibration_iters=args.calibration_iters, save_ir=args.save_ir,
+                          recipe=args.recipe)
         if args.json:
             emit(rep, True)
         else:

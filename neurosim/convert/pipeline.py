@@ -62,23 +62,32 @@ class ConvertReport:
         return d
 
 
-def checkpoint_path(model: str, dataset: str, overrides: dict, epochs: int, seed: int, root="runs/convert") -> Path:
-    key = json.dumps({"m": model, "d": dataset, "o": overrides, "e": epochs, "s": seed}, sort_keys=True)
+def checkpoint_path(model: str, dataset: str, overrides: dict, epochs: int, seed: int, root="runs/convert",
+                    recipe: str | None = None, lr: float | None = None) -> Path:
+    k = {"m": model, "d": dataset, "o": overrides, "e": epochs, "s": seed}
+    if recipe not in (None, "default"):  # the key of a default-recipe run stays what it was
+        k.update(r=recipe, lr=lr)
+    key = json.dumps(k, sort_keys=True)
     tag = hashlib.sha1(key.encode()).hexdigest()[:8]
     act = overrides.get("activation", "relu")
     return Path(root) / f"{model}-{act}-{dataset.replace(':', '_').replace('/', '_')}-{tag}.pt"
 
 
 def train_or_load(model: str, dataset: str, overrides: dict, *, checkpoint: str | None = None, epochs: int = 8,
-                  seed: int = 0, lr: float = 1e-3, quiet: bool = False):
-    """The trained ANN: ``checkpoint`` (or the cache) if it exists, else train and save there."""
+                  seed: int = 0, lr: float = 1e-3, quiet: bool = False, recipe: str | None = None):
+    """The trained ANN: ``checkpoint`` (or the cache) if it exists, else train and save there.
+    ``recipe``: a :mod:`models.recipes` name (``vit``: AdamW, warm-up + cosine, label smoothing, shifts)."""
     import models
     from models.qcfs import register
 
     register()
     from models.train import train_model
 
-    path = Path(checkpoint) if checkpoint else checkpoint_path(model, dataset, overrides, epochs, seed)
+    from models.recipes import get_recipe
+
+    get_recipe(recipe)  # an unknown name fails before any work
+    path = Path(checkpoint) if checkpoint else checkpoint_path(model, dataset, overrides, epochs, seed, recipe=recipe,
+                                                               lr=lr)
     if path.is_file():
         return models.load(path, expect=model), path
     if checkpoint:
@@ -86,7 +95,7 @@ def train_or_load(model: str, dataset: str, overrides: dict, *, checkpoint: str 
     if checkpoint and not quiet:
         print(f"(no checkpoint at {path}; training {model} on {dataset} and saving it there)")
     net, res = train_model(model, dataset, overrides=overrides, out=path, seed=seed, epochs=epochs, lr=lr,
-                           progress=not quiet)  # a per-epoch bar on a terminal only
+                           progress=not quiet, recipe=recipe)  # a per-epoch bar on a terminal only
     if not quiet:
         print(f"(trained {model} on {dataset}: {res.epochs_run} epochs in {res.seconds:.0f} s, "
               f"test accuracy {100 * res.test_accuracy:.2f}%; saved {path})")
@@ -98,7 +107,7 @@ def run_convert(model: str, dataset: str = "mnist5k", timesteps=(4, 8, 16, 32, 6
                 seed: int = 0, lr: float = 1e-3, calibration: int = 1000, test_samples: int | None = None,
                 encoding: str = "direct", plot: str | None = "", batch_size: int | None = None,
                 quiet: bool = False, signed: bool = False, calibrate: bool = False, calibration_iters: int = 1,
-                save_ir: str | None = None) -> ConvertReport:
+                save_ir: str | None = None, recipe: str | None = None) -> ConvertReport:
     """Train/load, convert, simulate at max(T) with a readout trace, and report accuracy per T.
 
     ``signed``/``calibrate``: :func:`neurosim.convert`'s low-latency options; with ``calibrate`` one
@@ -115,7 +124,7 @@ def run_convert(model: str, dataset: str = "mnist5k", timesteps=(4, 8, 16, 32, 6
     overrides = dict(overrides or {})
     activation = overrides.get("activation", "relu")
     ann, ckpt = train_or_load(model, dataset, overrides, checkpoint=checkpoint, epochs=epochs, seed=seed, lr=lr,
-                              quiet=quiet)
+                              quiet=quiet, recipe=recipe)
     train_set, test_set = resolve_dataset(dataset)
     if test_samples:
         test_set = test_set.subset(torch.arange(min(test_samples, len(test_set))))
