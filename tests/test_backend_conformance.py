@@ -204,7 +204,10 @@ def test_float_equals_the_reference(case, backend, variant):
     b = _backend(backend)
     if _refuses(name, backend):
         return _check_refusal(net, x, backend)
-    r, refused = _run(net, x, backend, "float", name, **variant)
+    _check_float(net, x, ref, backend, b, *_run(net, x, backend, "float", name, **variant))
+
+
+def _check_float(net, x, ref, backend, b, r, refused):
     assert set(refused) <= set(COMMON_OPTIONS)
     assert r.backend == backend and r.precision == "float" and r.batch == B and r.timesteps == T
     np.testing.assert_allclose(r.output, ref.output, rtol=1e-5, atol=1e-5)
@@ -222,6 +225,86 @@ def test_float_equals_the_reference(case, backend, variant):
             np.testing.assert_array_equal(r.counts[k], c, err_msg=k)
     _check_synops(net, r, ref, exact_only=backend in ("reference", "snntorch"))
     assert b.precisions[0] == "float"
+
+
+# ---- a backend written as prepare + simulate only -----------------------------------------------------
+
+_SEAM_CHUNKS: list[int] = []  # the chunk sizes the driver handed to the tiny backend's simulate
+
+
+class _SeamProgram:
+    """The tiny seam backend's program; ``memory_mib`` and ``sample_elements`` drive the driver's batching."""
+
+    def __init__(self, net, memory_mib):
+        self.net, self.memory_mib, self.dtype = net, memory_mib, np.float64
+
+    def sample_elements(self, T):
+        return 2 ** 20  # 8 MiB a sample in float64: a 16 MiB budget gives chunks of 2
+
+
+def _seam_prepare(net, precision, *, memory_mib: float = 512.0):
+    """A tiny backend made of prepare + simulate only (the reference step rule, float64)."""
+    from neurosim.backends._transformer import refuse
+
+    refuse(net, "seam_demo")  # the driver's SynOps from source events know no Transformer operator
+    return _SeamProgram(net, memory_mib)
+
+
+def _seam_simulate(program, batch, *, record_trace: bool = False, record_counts: bool = False):
+    from neurosim.backends import Activity
+    from neurosim.backends.reference import simulate
+
+    net = program.net
+    _SEAM_CHUNKS.append(batch.size)
+    pools = tuple(k for k, n in net.nodes.items() if isinstance(n, SpikeMaxPool2d))
+    r = simulate(net, batch.x.double(), batch.timesteps, encoded=None if batch.const else batch.encoded.double(),
+                 record=pools, record_trace=record_trace)
+    events = {k: e.sum(0).reshape(-1) for k, e in r["events"].items()}
+    events.update({k: (r["steps"][k] != 0).sum((0, 1)).reshape(-1) for k in pools})
+    # no SynOps, no encoding, no batching, no SimResult: the driver's
+    return Activity(output=r["output"], trace=r.get("trace"), events=events,
+                    counts=r["counts"] if record_counts else None)
+
+
+@pytest.fixture
+def seam_backend():
+    import neurosim.backends as nb
+
+    b = nb.register_backend("seam_demo", prepare=_seam_prepare, simulate=_seam_simulate)
+    try:
+        yield b
+    finally:
+        nb._REGISTRY.pop("seam_demo", None)
+
+
+def test_a_prepare_simulate_backend_gets_the_rest_from_the_driver(case, seam_backend):
+    """A backend of two functions passes the float suite: the driver encodes (seeded, the whole batch),
+    batches (batch_size, or its memory budget), assembles the SimResult and counts SynOps from the
+    events its simulate reports; its extras, options and refusals follow from its signatures."""
+    name, net, x, ref = case
+    assert "seam_demo" in backend_names()
+    if name == "zoo_transformer":
+        return _check_refusal(net, x, "seam_demo")
+    r, refused = _run(net, x, "seam_demo", "float", name)
+    assert refused == []
+    _check_float(net, x, ref, "seam_demo", seam_backend, r, refused)
+    assert r.wall_s > 0 and r.extras == {}
+    # batching: every batch size, and the memory budget (2 samples a chunk), give the same result
+    for opts in ({"batch_size": 1}, {"batch_size": 3}, {"memory_mib": 16.0}):
+        other = net.run(x, T, backend="seam_demo", seed=SEED, record_counts=True, **opts)
+        np.testing.assert_array_equal(other.output, r.output)
+        assert other.spike_counts == r.spike_counts and other.synops == r.synops
+    _SEAM_CHUNKS.clear()
+    net.run(x, T, backend="seam_demo", seed=SEED, memory_mib=16.0)
+    assert _SEAM_CHUNKS == [2, 2]  # B = 4 under a budget of two samples
+    _SEAM_CHUNKS.clear()
+    net.run(x, T, backend="seam_demo", seed=SEED, batch_size=3)
+    assert _SEAM_CHUNKS == [3, 1]
+    assert seam_backend.options() == ("seed", "batch_size", "memory_mib", "record_trace", "record_counts")
+    with pytest.raises(NeurosimError, match="does not support device='cuda'"):
+        net.run(x, T, backend="seam_demo", device="cuda")
+    with pytest.raises(NeurosimError, match="has no option 'lanes'"):
+        net.run(x, T, backend="seam_demo", lanes=2)
 
 
 # fixed point, each backend's docstring bound: (spike counts within rel * count + slack per population,

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from neurosim.backends import backend_names, get_backend
-from neurosim.backends.snntorch import _kernel, if_layer_reference
+from neurosim.backends.snntorch import population
 from neurosim.errors import NeurosimError
 from neurosim.ir import Flatten, Linear, Neurons, Readout, SpikeMaxPool2d, SpikingNetwork
 from tests.test_ir import make_net
@@ -69,49 +69,62 @@ def test_excess_charge_is_kept_after_saturation():
         assert np.allclose(counts, np.arange(1, 7)), impl
 
 
+def _pop(n, thr, bias, v0, leak=1.0, reset="subtract", v_reset=0.0, signed=False):
+    return Neurons(("x",), shape=(n,), threshold=thr, bias=bias, v_init=v0, leak=leak, reset=reset, v_reset=v_reset,
+                   signed=signed)
+
+
 @pytest.mark.parametrize("leak, reset, v_reset", [(1.0, "subtract", 0.0), (0.8, "subtract", 0.0),
                                                   (0.9, "zero", 0.0), (0.7, "zero", -0.3)])
-def test_kernel_matches_numpy_reference(leak, reset, v_reset):
+def test_kernel_matches_the_torch_update(leak, reset, v_reset):
+    """The numba kernel (layer mode, CPU) equals our plain torch update step by step, bit for bit."""
     rng = np.random.default_rng(0)
     T, n, B = 23, 7, 5
-    cur = rng.normal(0.4, 1.0, size=(T, B * n)).astype(np.float32)
+    cur = rng.normal(0.4, 1.0, size=(T, B, n)).astype(np.float32)
     thr = rng.uniform(0.5, 1.5, n).astype(np.float32)
     bias = rng.normal(0, 0.1, n).astype(np.float32)
     v0 = rng.uniform(0, 0.5, n).astype(np.float32)
+    node = _pop(n, thr, bias, v0, leak, reset, v_reset)
     for c in (cur, cur[:1]):  # time-varying and constant input
-        ref, ref_counts = if_layer_reference(c, np.tile(thr, B), np.tile(bias, B), np.tile(v0, B), leak,
-                                             reset == "subtract", v_reset, T)
-        out = np.empty((T, B * n), np.float32)
-        counts = np.empty(B * n, np.int64)
-        _kernel()(c, thr, bias, v0, np.float32(leak), reset == "subtract", np.float32(v_reset), False, out, counts)
-        assert np.array_equal(out, ref) and np.array_equal(counts, ref_counts)
+        ref, ref_counts = population(node, c, T, "torch", torch.float32)
+        out, counts = population(node, c, T, "numba", torch.float32)
+        assert ref.abs().sum() > 0 and torch.equal(out, ref) and torch.equal(counts.to(ref.dtype), ref_counts)
 
 
 @pytest.mark.parametrize("leak", [1.0, 0.9])
-def test_signed_kernel_matches_numpy_reference(leak):
+def test_signed_kernel_matches_the_torch_update(leak):
     rng = np.random.default_rng(4)
     T, n = 29, 40
-    cur = rng.normal(0.2, 1.5, size=(T, n)).astype(np.float32)  # large swings: spikes to take back
+    cur = rng.normal(0.2, 1.5, size=(T, 1, n)).astype(np.float32)  # large swings: spikes to take back
     thr = rng.uniform(0.5, 1.5, n).astype(np.float32)
-    v0 = 0.5 * thr
-    bias = np.zeros(n, np.float32)
-    ref, ref_events = if_layer_reference(cur, thr, bias, v0, leak, True, 0.0, T, signed=True)
-    out = np.empty((T, n), np.float32)
-    events = np.empty(n, np.int64)
-    _kernel()(cur, thr, bias, v0, np.float32(leak), True, np.float32(0.0), True, out, events)
-    assert np.array_equal(out, ref) and np.array_equal(events, ref_events)
+    node = _pop(n, thr, 0.0, 0.5 * thr, leak, signed=True)
+    ref, ref_events = population(node, cur, T, "torch", torch.float32)
+    out, events = population(node, cur, T, "numba", torch.float32)
+    assert torch.equal(out, ref) and torch.equal(events.to(ref.dtype), ref_events)
+    ref = ref.numpy()
     assert (ref == -1).any() and (np.cumsum(ref, 0) >= 0).all()  # negative spikes occur; counts never < 0
+
+
+def test_snntorch_leaky_matches_the_torch_update():
+    """Where Leaky expresses the node (IF subtract, zero reset to 0), it gives our update's spikes."""
+    rng = np.random.default_rng(7)
+    T, n = 31, 50
+    cur = rng.normal(0.3, 1.2, size=(T, 2, n))
+    thr = rng.uniform(0.5, 1.5, n)
+    for leak, reset in [(1.0, "subtract"), (0.8, "zero"), (1.0, "zero")]:
+        node = _pop(n, thr, 0.05, 0.4 * thr, leak, reset)
+        ref, _ = population(node, cur, T, "torch")
+        out, _ = population(node, cur, T, "snntorch")
+        assert ref.sum() > 0 and torch.equal(out, ref), (leak, reset)
 
 
 def test_signed_neuron_takes_back_early_spikes():
     """A burst then an inhibition: the signed neuron ends at the rounded total, the plain one overshoots."""
-    cur = np.array([[3.0], [0.0], [-2.6], [0.0], [0.0]], np.float32)  # total 0.4 over 5 steps, v0 = 0.5
-    plain, _ = if_layer_reference(cur, np.ones(1, np.float32), np.zeros(1, np.float32), np.full(1, .5, np.float32),
-                                  1.0, True, 0.0, 5)
-    signed, events = if_layer_reference(cur, np.ones(1, np.float32), np.zeros(1, np.float32),
-                                        np.full(1, .5, np.float32), 1.0, True, 0.0, 5, signed=True)
+    cur = np.array([[3.0], [0.0], [-2.6], [0.0], [0.0]], np.float32).reshape(5, 1, 1)  # total 0.4, v0 = 0.5
+    plain, _ = population(_pop(1, 1.0, 0.0, 0.5), cur, 5, "torch", torch.float32)
+    signed, events = population(_pop(1, 1.0, 0.0, 0.5, signed=True), cur, 5, "torch", torch.float32)
     assert plain.sum() == 2  # spikes at t=1,2 that cannot be taken back
-    assert signed.sum() == 0 == np.floor(0.4 + 0.5) - 0 and events[0] == 4  # +1 +1 -1 -1
+    assert signed.sum() == 0 == np.floor(0.4 + 0.5) - 0 and events.item() == 4  # +1 +1 -1 -1
 
 
 @pytest.mark.parametrize("builder", ["mlp", "cnn"])
@@ -246,7 +259,9 @@ def test_docstring_states_the_reset_delay_the_code_uses():
 
     import neurosim.backends.snntorch as mod
 
-    cell = mod._Populations(Neurons(("x",), shape=(3,)), "snntorch", torch.float32).cell
-    assert isinstance(cell, mod._LeakyNeurons)
+    import snntorch
+
+    pop = mod._Populations(Neurons(("x",), shape=(3,)), "snntorch", torch.float32)
+    assert isinstance(pop.leaky, snntorch.Leaky)
     stated = re.search(r"reset_delay=(True|False)", mod.__doc__).group(1)
-    assert stated == str(cell.leaky.reset_delay) == "True"
+    assert stated == str(pop.leaky.reset_delay) == "True"

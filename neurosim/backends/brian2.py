@@ -51,15 +51,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 import weakref
 
 import numpy as np
 
-from neurosim.backends import register_backend
-from neurosim.ir.lowering import INPUT, Lowering, synops
+from neurosim.backends import Activity, register_backend
+from neurosim.ir.lowering import INPUT, Lowering
 from neurosim.errors import NeurosimError
-from neurosim.ir import Neurons, SimResult, SpikeMaxPool2d, SpikingNetwork
+from neurosim.ir import Neurons, SpikeMaxPool2d, SpikingNetwork
 
 TARGETS = ("numpy", "cython")
 
@@ -353,75 +352,77 @@ def _restarts(net: SpikingNetwork, groups: dict, signed: set, var_grp, var):
         yield var_grp, (["acc"], "acc = 0")
 
 
-@register_backend("brian2", precisions=("float",),
-                  description="Brian2 NeuronGroups + Synapses (subtractive reset), same-step propagation")
-def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *, target: str = "numpy",
-        seed: int = 0, record_trace: bool = False, record_counts: bool = False, batch_size: int | None = None,
-        dt_s: float | None = None, max_synapses: int = 4_000_000) -> SimResult:
-    """Run ``net`` in Brian2 for ``timesteps`` steps on ``inputs`` [batch, *input_shape].
+class _Program:
+    """A Brian2 run's program: the lowering (cached per network, :func:`_lowering`), the target and the
+    clock step; the side-by-side network (:class:`_Chunked`) is built on the first chunk."""
+
+    def __init__(self, net: SpikingNetwork, low: Lowering, target: str, dt_s: float, max_synapses: int):
+        self.net, self.low, self.target, self.dt_s, self.max_synapses = net, low, target, dt_s, max_synapses
+        self.nb = 1
+        self.sim = None
+        self.dtype = np.float64
+
+    def plan(self, B: int, T: int, batch_size: int | None) -> int:
+        """Samples per ``simulate`` call: ``nb`` side by side (``batch_size``, default as many as keep the
+        replicated synapses under ``max_synapses``) times the chunks one ``Network.run`` holds."""
+        if batch_size is None:
+            per_sample = sum(len(t.coo()[0]) for tg in self.low.targets.values() for t in tg.terms) + 1
+            batch_size = int(max(1, self.max_synapses // per_sample))
+        self.nb = max(1, min(int(batch_size), B))
+        n_in = int(np.prod(self.net.input_shape))
+        return self.nb * max(1, MAX_INPUT_BYTES // (8 * T * self.nb * n_in))
+
+
+def prepare(net: SpikingNetwork, precision: str = "float", *, target: str = "numpy", dt_s: float | None = None,
+            max_synapses: int = 4_000_000) -> _Program:
+    """Brian2 NeuronGroups + Synapses (subtractive reset), same-step propagation.
 
     ``target``: Brian2 code generation target, ``"numpy"`` (default, no compiler) or ``"cython"``.
     ``dt_s``: the clock step in seconds (default 1 ms; results do not depend on it, every update is
-    per step; Brian2's global ``defaultclock.dt`` is restored afterwards). ``batch_size``: samples simulated side by side (default: as many
-    as keep the replicated synapses under ``max_synapses``). ``seed``: Poisson encoding.
-    ``record_counts``: every neuron's net spike count C_T (``SimResult.counts``).
+    per step; Brian2's global ``defaultclock.dt`` is restored afterwards). ``batch_size``: samples
+    simulated side by side (default: as many as keep the replicated synapses under ``max_synapses``).
     """
     from neurosim.backends._transformer import refuse
 
     refuse(net, "brian2")  # Transformer operators: one clear error before anything is built
-    import torch
-
-    from neurosim.encoding import encode
-
-    b2 = _import_brian2()
-
+    _import_brian2()
     if target not in TARGETS:
         raise NeurosimError(f"unknown Brian2 target {target!r}; valid: {', '.join(TARGETS)}")
-    x = np.asarray(inputs, np.float32)  # [batch, *input_shape], checked by Backend.__call__
-    B, T = x.shape[0], int(timesteps)
     dt_s = 1e-3 if dt_s is None else dt_s
     if isinstance(dt_s, bool) or not isinstance(dt_s, (int, float, np.integer, np.floating)) or not dt_s > 0:
         raise NeurosimError(f"dt_s must be a positive number of seconds, got {dt_s!r}")
-    dt_s = float(dt_s)
-    low = _lowering(net)
-    gen = torch.Generator().manual_seed(int(seed))
-    enc, const = encode(net.encoding, torch.as_tensor(x), T, generator=gen)
-    e = enc.numpy().reshape(enc.shape[0], B, -1)
-    if const:
-        e = np.broadcast_to(e, (T, B, e.shape[2]))
-    if batch_size is None:
-        per_sample = sum(len(t.coo()[0]) for tg in low.targets.values() for t in tg.terms) + 1
-        batch_size = int(max(1, min(B, max_synapses // per_sample)))
+    return _Program(net, _lowering(net), target, float(dt_s), max_synapses)
+
+
+def simulate(program: _Program, batch, *, record_trace: bool = False, record_counts: bool = False) -> Activity:
+    """Run one chunk (``program.plan``: several chunks of ``nb`` side-by-side samples in one
+    ``Network.run``). ``record_counts``: every neuron's net spike count C_T (``SimResult.counts``).
+    Brian2's code-generation target and ``defaultclock.dt`` are restored after every chunk."""
+    b2 = _import_brian2()
+    net, T = program.net, batch.timesteps
+    e = batch.encoded.numpy().astype(np.float64, copy=False).reshape(batch.encoded.shape[0], batch.size, -1)
+    if batch.const:
+        e = np.broadcast_to(e, (T, batch.size, e.shape[2]))
     old_target, old_dt = b2.prefs.codegen.target, b2.defaultclock.dt
-    b2.prefs.codegen.target = target
-    outs, traces, events, pop_counts = [], [], {}, []
-    t0 = time.perf_counter()
+    b2.prefs.codegen.target = program.target
     try:
-        b2.start_scope()
-        sim = _Chunked(net, low, min(batch_size, B), e.shape[2], T, dt_s, record_trace, record_counts)
-        per_run = sim.nb * sim.chunks_per_run()
-        for s in range(0, B, per_run):
-            out, tr, ev, cn = sim.run(e[:, s:s + per_run])
-            outs.append(out)
-            pop_counts.append(cn)
-            if record_trace:
-                traces.append(tr)
-            for k, v in ev.items():
-                events[k] = events.get(k, 0.0) + v
+        if program.sim is None:
+            b2.start_scope()
+            program.sim = _Chunked(net, program.low, program.nb, e.shape[2], T, program.dt_s, record_trace,
+                                   record_counts)
+        else:
+            b2.defaultclock.dt = program.sim.dt
+        out, tr, ev, cn = program.sim.run(e)
     finally:
         b2.prefs.codegen.target = old_target
         b2.defaultclock.dt = old_dt
-    wall = time.perf_counter() - t0
-    output = np.concatenate(outs).astype(np.float32)
-    counts = {k: float(events[k].sum()) for k in net.populations}
-    neurons = {k: p.size for k, p in net.populations.items()}
-    events[INPUT] = (e != 0).sum(axis=(0, 1)).astype(np.float64)
-    return SimResult(output=output, predictions=output.argmax(1), timesteps=T, spike_counts=counts,
-                     neurons=neurons, firing_rates={k: counts[k] / (neurons[k] * T * B) for k in neurons},
-                     synops=synops(net, events, B, T), backend="brian2", precision=precision, batch=B,
-                     wall_s=wall, trace=np.concatenate(traces, 1).astype(np.float32) if record_trace else None,
-                     counts={k: np.concatenate([c[k] for c in pop_counts]) for k in net.populations}
-                     if record_counts else None)
+    return Activity(output=out.astype(np.float32), trace=tr.astype(np.float32) if record_trace else None,
+                    events=ev, counts=cn)
+
+
+run = register_backend("brian2", precisions=("float",),
+                       description="Brian2 NeuronGroups + Synapses (subtractive reset), same-step propagation",
+                       prepare=prepare, simulate=simulate)
 
 
 _LOWERINGS: "weakref.WeakKeyDictionary[SpikingNetwork, tuple[str, Lowering]]" = weakref.WeakKeyDictionary()

@@ -80,15 +80,14 @@ import os
 import signal
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from neurosim.backends import register_backend
+from neurosim.backends import Activity, register_backend
 from neurosim.errors import NeurosimError
-from neurosim.ir import Neurons, SimResult, SpikeMaxPool2d, SpikingNetwork
-from neurosim.ir.lowering import INPUT, Lowering, signed_sources, synops
+from neurosim.ir import Neurons, SpikeMaxPool2d, SpikingNetwork
+from neurosim.ir.lowering import INPUT, Lowering, signed_sources
 
 
 # ---- Lava's layout: (C, H, W) tensors as (X=W, Y=H, C) --------------------------------------------
@@ -698,22 +697,35 @@ def _hard_stop(rt) -> None:
             pass
 
 
-@register_backend("lava", precisions=("float", "fixed"),
-                  description="Lava processes (Dense/Conv + subtractive-reset neurons) on Loihi2SimCfg, "
-                              "float or bit-accurate fixed point")
-def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *, seed: int = 0,
-        record_trace: bool = False, batch_size: int | None = None, chunk_steps: int | None = None,
-        progress=None, vth_mant: int = 1024, input_bits: int = 8, input_scale: float | None = None,
-        lanes: int | None = None) -> SimResult:
-    """Run ``net`` on Lava for ``timesteps`` steps on ``inputs`` [batch, *input_shape].
+class _Program:
+    """What ``prepare`` settles for a Lava run: the network, the precision and its fixed-point and lane
+    parameters. The Lava graph itself depends on the samples (lanes, windows, fixed-point input steps),
+    so :func:`simulate` builds one per run."""
 
-    ``batch_size``: samples per Lava run (default: all; each run is one compile + one runtime).
+    def __init__(self, net: SpikingNetwork, precision: str, vth_mant: int, input_bits: int,
+                 input_scale: float | None, lanes: int | None):
+        self.net, self.precision, self.fixed = net, precision, precision == "fixed"
+        self.vth_mant, self.input_bits, self.input_scale, self.lanes = vth_mant, input_bits, input_scale, lanes
+        self.batch_size = None
+        self.dtype = np.float32
+
+    def plan(self, B: int, T: int, batch_size: int | None) -> int:
+        # Lava batches itself: samples are grouped by their fixed-point input step first, then each group
+        # runs in Lava runs of batch_size samples (simulate); the driver hands over the whole batch
+        self.batch_size = batch_size
+        return B
+
+
+def prepare(net: SpikingNetwork, precision: str = "float", *, vth_mant: int = 1024, input_bits: int = 8,
+            input_scale: float | None = None, lanes: int | None = None) -> _Program:
+    """Lava processes (Dense/Conv + subtractive-reset neurons) on Loihi2SimCfg, float or bit-accurate
+    fixed point.
+
     ``lanes``: samples side by side in every Lava process (module docstring, "Lanes"); default
     (None): the whole run's batch, or as many as :data:`LANE_MEMORY_MIB` of per-lane buffers allow
     (:func:`auto_lanes`). A run of ``b`` samples takes ``ceil(b / lanes) * T + depth`` Lava steps; the
-    result is the same for every ``lanes``.
-    ``chunk_steps``: run in pieces of this many steps and call ``progress(done, total)`` between
-    them. ``seed``: Poisson encoding (the same spikes as snntorch for the same seed).
+    result is the same for every ``lanes``. ``batch_size``: samples per Lava run (default: all; each run
+    is one compile + one runtime).
     Fixed point: ``vth_mant`` (threshold mantissa, 17 bits), ``input_bits`` and ``input_scale`` (the
     direct-current input quantisation step, one for every sample; default: each sample's own step from
     that sample alone (:func:`_sample_step`; signed samples one bit less), so no sample changes another's
@@ -724,22 +736,27 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
 
     refuse(net, "lava")  # Transformer operators: one clear error before anything is built
     _import_lava()
-    import torch
+    return _Program(net, precision, vth_mant, input_bits, input_scale, check_lanes(lanes))
 
-    from neurosim.encoding import encode
 
-    x = np.asarray(inputs, np.float32)  # [batch, *input_shape], checked by Backend.__call__
-    B, T = x.shape[0], int(timesteps)
-    lanes = check_lanes(lanes)
-    fixed = precision == "fixed"
+def simulate(program: _Program, batch, *, record_trace: bool = False, chunk_steps: int | None = None,
+             progress=None) -> Activity:
+    """Run the batch on Lava. ``record_trace``: the readout after every step. ``chunk_steps``: run in
+    pieces of this many steps and call ``progress(done, total)`` between them. Poisson spikes are the
+    driver's (the same as every backend's for the same seed).
+
+    Fixed point quantises each direct-current sample with its own step and groups the samples that share
+    one (:func:`prepare`); the input SynOps count the quantised input's nonzero values."""
+    net, T, fixed = program.net, batch.timesteps, program.fixed
+    vth_mant, input_bits, input_scale, lanes = program.vth_mant, program.input_bits, program.input_scale, program.lanes
+    x = batch.x.numpy().astype(np.float32)  # [batch, *input_shape], checked by the driver
+    B = x.shape[0]
     perm_in = ir_to_lava_perm(net.input_shape)
-    direct = net.encoding.kind == "direct"
+    direct = batch.const
     if direct:  # [B, 1, n]: the same current at every step
         e = x.reshape(B, 1, -1)[:, :, perm_in]
     else:
-        gen = torch.Generator().manual_seed(int(seed))
-        enc, _ = encode(net.encoding, torch.as_tensor(x), T, generator=gen)
-        e = enc.numpy().reshape(T, B, -1).transpose(1, 0, 2)[:, :, perm_in]
+        e = batch.encoded.numpy().astype(np.float32).reshape(T, B, -1).transpose(1, 0, 2)[:, :, perm_in]
     # fixed point: each sample's own quantisation step (never the batch's: one outsized sample must not
     # flush the others to zero); samples that share a step share a Lava run
     groups = [(1.0, np.arange(B))]
@@ -757,7 +774,7 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
                 u, c = np.unique(steps[~zero], return_counts=True)
                 steps[zero] = u[c.argmax()]
         groups = [(float(st), np.flatnonzero(steps == st)) for st in np.unique(steps)]
-    bs = B if not batch_size else int(batch_size)
+    bs = B if not program.batch_size else int(program.batch_size)
     auto = lanes is None
     if auto:
         lanes = auto_lanes(net, bs)
@@ -765,7 +782,6 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
     traces = np.zeros((T, B, net.num_classes), np.float64) if record_trace else None
     counts, events, sats, amaxes = {}, {}, {}, {}
     qreport, nproc, used, lava_steps, runs = None, 0, 1, 0, 0
-    t0 = time.perf_counter()
     for input_step, idx in groups:
         for s in range(0, len(idx), bs):
             sel = idx[s:s + bs]
@@ -777,7 +793,7 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
             used = max(used, graph.L)
             lava_steps += graph.total
             runs += 1
-            out, tr, c, ev, sat, amax = _run_lava(graph, precision, chunk_steps, progress, record_trace)
+            out, tr, c, ev, sat, amax = _run_lava(graph, program.precision, chunk_steps, progress, record_trace)
             outs[sel] = out
             if record_trace:
                 traces[:, sel] = tr
@@ -792,21 +808,14 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
             if qreport is None or len(sel) > qreport[1]:
                 qreport = (graph.qreport, len(sel))
     qreport = qreport[0] if qreport else None
-    wall = time.perf_counter() - t0
-    output = outs.astype(np.float32)
     nz = (e != 0).sum(axis=(0, 1)).astype(np.float64) * (T if direct else 1)
-    events[INPUT] = nz[np.argsort(perm_in)]
-    neurons = {k: p.size for k, p in net.populations.items()}
-    res = SimResult(output=output, predictions=output.argmax(1), timesteps=T, spike_counts=counts,
-                    neurons=neurons, firing_rates={k: counts[k] / (neurons[k] * T * B) for k in neurons},
-                    synops=synops(net, events, B, T), backend="lava", precision=precision, batch=B, wall_s=wall,
-                    trace=traces.astype(np.float32) if record_trace else None)
-    res.lava_processes = nproc
-    res.lava_steps_per_sample = T
-    res.lava_lanes = used  # samples side by side per process (the largest run's)
-    res.lava_steps = lava_steps  # Lava time steps simulated, all runs
-    res.lava_runs = runs  # Lava runtimes started (one per batch_size chunk and fixed-point input step)
-    res.lava_input_steps = [g[0] for g in groups] if fixed and direct else None
+    events[INPUT] = nz[np.argsort(perm_in)]  # the quantised input's events (fixed point), in IR order
+    extras = {"lava_processes": nproc,
+              "lava_steps_per_sample": T,
+              "lava_lanes": used,  # samples side by side per process (the largest run's)
+              "lava_steps": lava_steps,  # Lava time steps simulated, all runs
+              "lava_runs": runs,  # Lava runtimes started (one per batch_size chunk and fixed-point input step)
+              "lava_input_steps": [g[0] for g in groups] if fixed and direct else None}
     if fixed:
         import pandas as pd
 
@@ -814,5 +823,11 @@ def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *
         df["v_saturations"] = [sats.get(r, 0) for r in df["layer"]]
         df["max_abs_a_in"] = [amaxes.get(r, float("nan")) for r in df["layer"]]
         df["a_in_over_16bit"] = df["max_abs_a_in"] > 2 ** 15 - 1
-        res.quantization = df
-    return res
+        extras["quantization"] = df
+    return Activity(output=outs.astype(np.float32), trace=traces.astype(np.float32) if record_trace else None,
+                    events=events, spike_counts=counts, extras=extras)
+
+
+run = register_backend("lava", precisions=("float", "fixed"),
+                       description="Lava processes (Dense/Conv + subtractive-reset neurons) on Loihi2SimCfg, "
+                                   "float or bit-accurate fixed point", prepare=prepare, simulate=simulate)

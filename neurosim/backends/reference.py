@@ -11,28 +11,27 @@ net count ``C_T`` per neuron, ``synops`` at every Linear/Conv2d the nonzero inpu
 step times the nonzero weights each drives (a direct-encoded input counts every step, as analog
 MACs) and at an Add one per spike arriving on a spiking input.
 
-Encoding: the whole batch is encoded at once with :func:`neurosim.encoding.encode` and a generator
-seeded with ``seed`` (as the Lava and Brian2 backends do), so Poisson runs see the same spikes there
-and results do not depend on ``batch_size``.
+Encoding, batching and :class:`~neurosim.ir.SimResult` come from the driver
+(:mod:`neurosim.backends.base`): the whole batch is encoded at once with a generator seeded with
+``seed``, so Poisson runs see the same spikes on every backend and results do not depend on
+``batch_size``. This module is the seam's smallest example: ``prepare`` (nothing to lower) and a
+``simulate`` that returns the step rule's activity, with its own exact SynOps.
 """
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from neurosim.backends import register_backend
+from neurosim.backends import Activity, Batch, register_backend
 from neurosim.backends import _transformer as tf
 from neurosim.ir.lowering import node_fanout
-from neurosim.encoding import encode
 from neurosim.errors import NeurosimError
-from neurosim.ir import (INPUT, Add, AvgPool2d, Conv2d, Flatten, Linear, MatMul, Neurons, SimResult, SpikeMaxPool2d,
+from neurosim.ir import (INPUT, Add, AvgPool2d, Conv2d, Flatten, Linear, MatMul, Neurons, SpikeMaxPool2d,
                          SpikingNetwork, SumPool2d, TokenLinear)
 from neurosim.ir.nodes import ACCUMULATED
 
-__all__ = ["reference_run", "simulate", "run"]
+__all__ = ["reference_run", "simulate", "prepare", "run"]
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -157,38 +156,43 @@ def reference_run(net: SpikingNetwork, x: np.ndarray, T: int, encoded: np.ndarra
     return res + (r["steps"],) if record else res
 
 
-@register_backend("reference", precisions=("float",),
-                  description="the IR's step semantics as plain numpy/torch code (the spec; float64)")
-def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *, seed: int = 0,
-        record_trace: bool = False, record_counts: bool = False, batch_size: int | None = None,
-        dtype: str = "float64") -> SimResult:
-    """Run ``net`` step by step, node by node, exactly as the IR docstring states (module docstring).
+class _Program:
+    """The reference backend's program: the network itself, and the dtype it steps in."""
 
-    ``seed``: Poisson encoding (the whole batch at once). ``record_trace``: ``SimResult.trace``.
-    ``record_counts``: ``SimResult.counts`` (net count C_T per neuron). ``batch_size``: samples per
-    chunk (default all; results do not depend on it). ``dtype``: ``"float64"`` (default) or
-    ``"float32"``.
-    """
+    def __init__(self, net: SpikingNetwork, dtype):
+        self.net, self.dtype = net, dtype
+
+    def sample_elements(self, T: int) -> int:
+        # every node's value, the states beside it (membrane, counts, events) and the trace
+        return 4 * sum(int(np.prod(s)) for s in self.net.shapes.values()) + T * self.net.num_classes
+
+
+def prepare(net: SpikingNetwork, precision: str = "float", *, dtype: str = "float64") -> _Program:
+    """The IR's step semantics as plain numpy/torch code (the spec; float64 by default).
+
+    ``dtype``: ``"float64"`` (default) or ``"float32"``. Nothing is lowered: :func:`simulate` walks the
+    nodes as the IR docstring states them."""
     if dtype not in _DTYPES:
         raise NeurosimError(f"unknown dtype {dtype!r}; valid: {', '.join(_DTYPES)}")
-    tdtype = _DTYPES[dtype]
-    x = torch.as_tensor(np.asarray(inputs), dtype=tdtype)  # [batch, *input_shape], checked by Backend.__call__
-    B, T = x.shape[0], int(timesteps)
-    t0 = time.perf_counter()
-    enc, const = encode(net.encoding, x, T, generator=torch.Generator().manual_seed(int(seed)))
-    bs = B if batch_size is None else int(batch_size)
-    parts = []
-    for s in range(0, B, bs):
-        e = None if const else enc[:, s:s + bs]
-        parts.append(simulate(net, x[s:s + bs], T, encoded=e, dtype=tdtype, record_trace=record_trace))
-    wall = time.perf_counter() - t0
-    output = np.concatenate([p["output"] for p in parts]).astype(np.float32)
-    events = {k: float(sum(p["events"][k].sum() for p in parts)) for k in net.populations}
-    neurons = {k: p.size for k, p in net.populations.items()}
-    synops = {k: sum(p["synops"][k] for p in parts) / B for k in parts[0]["synops"]}
-    return SimResult(output=output, predictions=output.argmax(1), timesteps=T, spike_counts=events,
-                     neurons=neurons, firing_rates={k: events[k] / (neurons[k] * T * B) for k in neurons},
-                     synops=synops, backend="reference", precision=precision, batch=B, wall_s=wall,
-                     trace=np.concatenate([p["trace"] for p in parts], 1).astype(np.float32) if record_trace else None,
-                     counts={k: np.concatenate([p["counts"][k] for p in parts]).astype(np.int32)
-                             for k in net.populations} if record_counts else None)
+    return _Program(net, _DTYPES[dtype])
+
+
+def _simulate(program: _Program, batch: Batch, *, record_trace: bool = False,
+              record_counts: bool = False) -> Activity:
+    """Step ``batch`` through :func:`simulate`; SynOps are the exact step-by-step counts (module docstring).
+
+    ``record_trace``: ``SimResult.trace``. ``record_counts``: ``SimResult.counts`` (net count C_T per
+    neuron)."""
+    net, dt = program.net, program.dtype
+    r = simulate(net, batch.x.to(dt), batch.timesteps, encoded=None if batch.const else batch.encoded.to(dt),
+                 dtype=dt, record_trace=record_trace)
+    trace = r["trace"].astype(np.float32) if record_trace else None
+    return Activity(output=r["output"].astype(np.float32), trace=trace,
+                    events={k: r["events"][k].sum(0).reshape(-1) for k in net.populations},
+                    counts={k: r["counts"][k] for k in net.populations} if record_counts else None,
+                    synops=r["synops"])
+
+
+run = register_backend("reference", precisions=("float",),
+                       description="the IR's step semantics as plain numpy/torch code (the spec; float64)",
+                       prepare=prepare, simulate=_simulate)

@@ -28,19 +28,16 @@ Execution (``mode``):
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neurosim.backends import register_backend
+from neurosim.backends import Activity, Batch, register_backend
 from neurosim.backends import _transformer as tf
 from neurosim.ir.lowering import node_fanout, signed_sources
-from neurosim.encoding import encode
 from neurosim.errors import NeurosimError
-from neurosim.ir import (INPUT, Add, AvgPool2d, Conv2d, Flatten, Linear, MatMul, Neurons, SimResult, SpikeMaxPool2d,
+from neurosim.ir import (INPUT, Add, AvgPool2d, Conv2d, Flatten, Linear, MatMul, Neurons, SpikeMaxPool2d,
                          SpikingNetwork, SumPool2d, TokenLinear)
 from neurosim.ir.nodes import ACCUMULATED
 
@@ -48,29 +45,71 @@ MODES = ("layer", "step")
 NEURON_IMPLS = ("auto", "snntorch", "torch", "numba")
 
 
-# ---- neuron modules ---------------------------------------------------------------------------------
+# ---- neurons: snntorch.Leaky, our torch update, the numba kernel ------------------------------------
 
-# All three neuron implementations apply a spike's reset lazily, at the start of the next step, in
-# exactly snntorch.Leaky's (reset_delay=True) floating-point order, so they agree bit for bit:
+# Every neuron path applies a spike's reset lazily, at the start of the next step, in exactly
+# snntorch.Leaky's (reset_delay=True) floating-point order, so they agree bit for bit:
 #   subtract, leak 1:  v = (v + I') - s_prev * threshold         (I' = I + bias)
 #   subtract, leak<1:  v = leak * (v - s_prev * threshold) + I'  (Leaky cannot: ours only)
 #   zero:              v = leak * (v_reset if s_prev else v) + I'
 #   s = v > threshold
 #   s = -1 where signed and s == 0 and v < 0 and C > 0   (C: net count before this step; s_prev = -1
 #                                                          adds the threshold back in the lines above)
-# which is the IR's update (reset right after the spike) with the same spikes.
+# which is the IR's update (reset right after the spike) with the same spikes. Three implementations:
+# snntorch's Leaky (the point of this backend, where it can express the node), our in-place torch
+# update (every other node, the step mode, and any device) and the numba kernel (the fast path of the
+# layer mode on the CPU); tests/test_snntorch.py checks that all three agree.
 
 
-class _NativeNeurons(nn.Module):
-    """The IR's IF/LIF update as a few in-place tensor ops; also where snntorch.Leaky cannot express a node."""
+def _leaky_supports(node: Neurons) -> bool:
+    """Whether ``snntorch.Leaky(reset_delay=True)`` is the IR update for ``node``: IF with the subtractive
+    reset, or the zero reset to 0 at any leak; no -1 spikes; no ``v_init`` above threshold (Leaky would
+    reset it). Its ``reset_delay=False`` variant undoes the reset of a neuron whose membrane stays
+    above threshold after a spike, so it is never used."""
+    ok_reset = (node.reset == "subtract" and node.leak == 1.0) or (node.reset == "zero" and node.v_reset == 0.0)
+    return ok_reset and not node.signed and bool(np.all(node.v_init <= node.threshold))
 
-    def __init__(self, node: Neurons, dtype):
+
+class _Populations(nn.Module):
+    """One population's update for one step: ``snntorch.Leaky`` (``self.leaky``) where it can express
+    the node and ``impl`` allows it, else our in-place torch update (:meth:`torch_step`)."""
+
+    def __init__(self, node: Neurons, impl: str, dtype):
         super().__init__()
         self.leak, self.reset, self.v_reset, self.signed = node.leak, node.reset, node.v_reset, node.signed
+        self.shape = node.shape
         self.register_buffer("threshold", torch.as_tensor(node.threshold, dtype=dtype))
+        self.register_buffer("bias", torch.as_tensor(node.bias, dtype=dtype))
+        self.register_buffer("v_init", torch.as_tensor(node.v_init, dtype=dtype))
+        self.has_bias = bool(np.any(node.bias != 0))
+        self.leaky = None
+        if impl in ("snntorch", "auto", "numba") and _leaky_supports(node):
+            import snntorch as snn
 
-    def forward(self, current, state):
-        v, s_prev = state[:2]  # v: this population's own buffer (see _Populations.init_state)
+            self.leaky = snn.Leaky(beta=node.leak, threshold=torch.as_tensor(node.threshold, dtype=dtype),
+                                   reset_mechanism=node.reset, reset_delay=True)
+            # snntorch keeps every neuron ever built in a class-level list (for reset_hidden); ours manage
+            # their own state, and staying on that list would keep their membranes alive forever.
+            try:
+                snn.SpikingNeuron.instances.remove(self.leaky)
+            except ValueError:
+                pass
+
+    def init_state(self, batch: int, device, dtype):
+        v = self.v_init.expand(batch, *self.shape).to(device=device, dtype=dtype).clone()
+        return (v, torch.zeros_like(v), torch.zeros_like(v)) if self.signed else (v, torch.zeros_like(v))
+
+    def step(self, current, state):
+        if self.has_bias:
+            current = current + self.bias
+        if self.leaky is not None:
+            spk, mem = self.leaky(current, state[0])
+            return spk.to(mem.dtype), (mem, None)  # snntorch's Heaviside returns float32 whatever the input
+        return self.torch_step(current, state)
+
+    def torch_step(self, current, state):
+        """The update above as a few in-place tensor ops (``current`` already holds the bias)."""
+        v, s_prev = state[:2]  # v: this population's own buffer (init_state)
         if self.reset == "subtract":
             if self.leak == 1.0:
                 v.add_(current).sub_(s_prev * self.threshold)
@@ -88,91 +127,33 @@ class _NativeNeurons(nn.Module):
             return spk, (v, spk, net.add_(spk))
         return spk, (v, spk)
 
-
-class _LeakyNeurons(nn.Module):
-    """``snntorch.Leaky(beta=leak, reset_mechanism=..., reset_delay=True)``: the IR update (see above).
-
-    With ``reset_delay=True`` Leaky stores the pre-reset membrane and subtracts the threshold at the
-    next step, which is the IR's update for leak 1 (and for the zero reset at any leak) even when an
-    input exceeds one threshold per step. Its ``reset_delay=False`` variant undoes the reset of a
-    neuron whose membrane stays above threshold after a spike, so it is not used.
-    """
-
-    def __init__(self, node: Neurons, dtype):
-        super().__init__()
-        import snntorch as snn
-
-        self.leaky = snn.Leaky(beta=node.leak, threshold=torch.as_tensor(node.threshold, dtype=dtype),
-                               reset_mechanism=node.reset, reset_delay=True)
-        # snntorch keeps every neuron ever built in a class-level list (for reset_hidden); ours manage
-        # their own state, and staying on that list would keep their membranes alive forever.
-        try:
-            snn.SpikingNeuron.instances.remove(self.leaky)
-        except ValueError:
-            pass
-
-    @staticmethod
-    def supports(node: Neurons) -> bool:
-        ok_reset = (node.reset == "subtract" and node.leak == 1.0) or (node.reset == "zero" and node.v_reset == 0.0)
-        return ok_reset and not node.signed and bool(np.all(node.v_init <= node.threshold))  # Leaky resets a v_init above threshold
-
-    def forward(self, current, state):
-        spk, mem = self.leaky(current, state[0])
-        return spk.to(mem.dtype), (mem, None)  # snntorch's Heaviside returns float32 whatever the input
+    def layer(self, cur: torch.Tensor, T: int, numba: bool = False):
+        """All ``T`` steps on currents ``cur`` [T or 1, B, *shape] (one row: the same every step):
+        spikes [T, B, *shape] and spike events [B, *shape]; ``numba``: the fused CPU kernel."""
+        B = cur.shape[1]
+        if numba:
+            return _numba_layer(self, cur, T)
+        out = torch.empty(T, B, *self.shape, dtype=cur.dtype, device=cur.device)
+        state = self.init_state(B, cur.device, cur.dtype)
+        for t in range(T):
+            out[t], state = self.step(cur[0 if cur.shape[0] == 1 else t], state)
+        return out, (out.abs().sum(0) if self.signed else out.sum(0))
 
 
-class _Populations(nn.Module):
-    def __init__(self, node: Neurons, impl: str, dtype):
-        super().__init__()
-        leaky = impl in ("snntorch", "auto", "numba") and _LeakyNeurons.supports(node)
-        self.cell = _LeakyNeurons(node, dtype) if leaky else _NativeNeurons(node, dtype)
-        self.register_buffer("bias", torch.as_tensor(node.bias, dtype=dtype))
-        self.register_buffer("v_init", torch.as_tensor(node.v_init, dtype=dtype))
-        self.has_bias = bool(np.any(node.bias != 0))
-        self.shape, self.signed = node.shape, node.signed
-
-    def init_state(self, batch: int, device, dtype):
-        v = self.v_init.expand(batch, *self.shape).to(device=device, dtype=dtype).clone()
-        return (v, torch.zeros_like(v), torch.zeros_like(v)) if self.signed else (v, torch.zeros_like(v))
-
-    def step(self, current, state):
-        if self.has_bias:
-            current = current + self.bias
-        return self.cell(current, state)
-
-
-# ---- the fused neuron kernel (layer mode on the CPU) ----------------------------------------------
-
-def if_layer_reference(cur, thr, bias, v0, leak, subtract, v_reset, T, signed=False):
-    """Numpy reference of the neuron update over all steps (the lazy-reset order above).
-
-    ``cur`` [T or 1, N] input currents (one row: the same every step), ``thr``/``bias``/``v0`` [N].
-    Returns spikes [T, N] (0/1, or -1/0/1 when ``signed``, in ``cur``'s dtype) and spike events [N].
-    """
-    dt = cur.dtype.type
-    v = v0.astype(cur.dtype).copy()
-    s = np.zeros(cur.shape[1], cur.dtype)
-    out = np.zeros((T, cur.shape[1]), cur.dtype)
-    for t in range(T):
-        x = cur[0 if cur.shape[0] == 1 else t] + bias
-        if subtract and leak == 1.0:
-            v = (v + x) - s * thr
-        elif subtract:
-            v = dt(leak) * (v - s * thr) + x
-        else:
-            v = dt(leak) * np.where(s != 0, dt(v_reset), v) + x if leak != 1.0 else np.where(s != 0, dt(v_reset), v) + x
-        s = (v > thr).astype(cur.dtype)
-        if signed:
-            s -= (s == 0) & (v < 0) & (out[:t].sum(0) > 0)
-        out[t] = s
-    return out, np.abs(out).sum(0).astype(np.int64)
+def population(node: Neurons, cur, T: int, impl: str = "torch", dtype=torch.float64):
+    """Run population ``node`` alone on currents ``cur`` [T or 1, B, *shape] with ``impl`` (``"torch"``,
+    ``"snntorch"`` or ``"numba"``): spikes [T, B, *shape] and events [B, *shape] (what the layer mode does
+    for each population; the tests compare the three)."""
+    pop = _Populations(node, impl, dtype)
+    with torch.no_grad():
+        return pop.layer(torch.as_tensor(cur, dtype=dtype), T, numba=impl == "numba")
 
 
 _KERNEL = None
 
 
 def _kernel():
-    """The numba version of :func:`if_layer_reference`: one pass per neuron over all T, in parallel."""
+    """The numba version of :meth:`_Populations.layer`: one pass per neuron over all T, in parallel."""
     global _KERNEL
     if _KERNEL is None:
         from numba import njit, prange
@@ -218,16 +199,16 @@ def _kernel():
     return _KERNEL
 
 
-def _numba_population(node: Neurons, cur: torch.Tensor, T: int, B: int, dtype):
-    """Run population ``node`` on currents [T or 1, B, *shape]; returns spikes [T, B, *shape], events [B, *shape]."""
-    npdt = np.float32 if dtype == torch.float32 else np.float64
-    shape = node.shape
-    full = lambda a: np.ascontiguousarray(np.broadcast_to(a, shape).reshape(-1), dtype=npdt)  # noqa: E731
-    c = np.ascontiguousarray(cur.reshape(cur.shape[0], -1).numpy(), dtype=npdt)
+def _numba_layer(pop: _Populations, cur: torch.Tensor, T: int):
+    npdt = np.float32 if cur.dtype == torch.float32 else np.float64
+    B, shape = cur.shape[1], pop.shape
+    full = lambda a: np.ascontiguousarray(np.broadcast_to(a.cpu().numpy(), shape).reshape(-1), dtype=npdt)  # noqa: E731
+    c = np.ascontiguousarray(cur.reshape(cur.shape[0], -1).cpu().numpy(), dtype=npdt)
     out = np.empty((T, c.shape[1]), npdt)
     counts = np.empty(c.shape[1], np.int64)
-    _kernel()(c, full(node.threshold), full(node.bias), full(node.v_init), npdt(node.leak),
-              node.reset == "subtract", npdt(node.v_reset), node.signed, out, counts)
+    bias = pop.bias if pop.has_bias else torch.zeros(())
+    _kernel()(c, full(pop.threshold), full(bias), full(pop.v_init), npdt(pop.leak),
+              pop.reset == "subtract", npdt(pop.v_reset), pop.signed, out, counts)
     return torch.from_numpy(out).view(T, B, *shape), torch.from_numpy(counts).view(B, *shape)
 
 
@@ -383,16 +364,7 @@ def _run_layer(low: Lowered, e: torch.Tensor, const_input: bool, T: int, stats: 
                     nz = torch.count_nonzero(v.x, dim=0) * (T if v.const else 1)
                 stats.events(k, j, nz)
         if isinstance(n, Neurons):
-            src = ins[0]
-            if use_numba:
-                out, cnt = _numba_population(n, src.x, T, B, low.dtype)
-            else:
-                pop = low.neurons[low.key[k]]
-                out = torch.empty(T, B, *n.shape, dtype=low.dtype, device=e.device)
-                state = pop.init_state(B, e.device, low.dtype)
-                for t in range(T):
-                    out[t], state = pop.step(src.at(t), state)
-                cnt = out.abs().sum(0) if n.signed else out.sum(0)
+            out, cnt = low.neurons[low.key[k]].layer(ins[0].x, T, numba=use_numba)
             counts[k] = cnt  # events
             if stats.record_counts:
                 stats.counts[k].append((out.sum(0) if n.signed else cnt).to(torch.int32).cpu())
@@ -518,66 +490,74 @@ def _run_step(low: Lowered, e: torch.Tensor, const_input: bool, T: int, stats: _
     return acc / T, trace
 
 
-# ---- entry point ------------------------------------------------------------------------------------
+# ---- the seam: prepare and simulate -----------------------------------------------------------------
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
-@register_backend("snntorch", precisions=("float",),
-                  description="snntorch Leaky neurons (beta=leak, subtractive reset), batched torch synapses")
-def run(net: SpikingNetwork, inputs, timesteps: int, precision: str = "float", *, batch_size: int | None = None,
-        mode: str = "layer", neuron_impl: str = "auto", seed: int = 0, record_trace: bool = False,
-        record_counts: bool = False, record_step_counts: bool = False,
-        dtype: str = "float32", device: str = "cpu", max_memory_mib: float = 512.0) -> SimResult:
-    """Run ``net`` for ``timesteps`` steps on ``inputs`` [batch, *input_shape] (tensor or array).
+class _Program:
+    """The lowered network (:class:`Lowered`) with its execution mode, dtype, device and memory budget."""
+
+    def __init__(self, low: Lowered, mode: str, device, memory_mib: float):
+        self.low, self.mode, self.device, self.memory_mib = low, mode, device, memory_mib
+        self.dtype = low.dtype
+
+    def sample_elements(self, T: int) -> int:
+        # the layer mode holds [T, B, ...] spikes of a few populations at once (3 x the largest sum)
+        size = max(sum(p.size for p in self.low.net.populations.values()), 1)
+        return 3 * size * (T if self.mode == "layer" else 1)
+
+
+def prepare(net: SpikingNetwork, precision: str = "float", *, mode: str = "layer", neuron_impl: str = "auto",
+            dtype: str = "float32", device: str = "cpu", max_memory_mib: float = 512.0) -> _Program:
+    """snntorch Leaky neurons (beta=leak, subtractive reset), batched torch synapses.
 
     ``mode``: ``"layer"`` or ``"step"`` (module docstring). ``neuron_impl``: ``"snntorch"`` (Leaky, every
     step), ``"torch"`` (our in-place update), ``"numba"`` (the fused kernel; layer mode, CPU) or
-    ``"auto"`` (numba in layer mode on the CPU, snntorch otherwise); all give the same spikes. ``seed`` seeds Poisson encoding. ``record_trace`` keeps
-    the readout after every step (``SimResult.trace``); ``record_counts`` every neuron's spike count
-    (``SimResult.counts``); ``record_step_counts`` the spike events per step of every population and
-    of the encoded input (``SimResult.step_counts``, [T, batch] each). ``dtype``: ``"float32"`` (the float precision)
-    or ``"float64"`` (for exactness tests). ``batch_size`` defaults to what fits ``max_memory_mib``.
-    """
+    ``"auto"`` (numba in layer mode on the CPU, snntorch otherwise); all give the same spikes.
+    ``dtype``: ``"float32"`` (the float precision) or ``"float64"`` (for exactness tests). ``device``:
+    ``"cpu"`` or a torch device such as ``"cuda"``. ``max_memory_mib``: the chunk's memory budget when
+    ``batch_size`` is not given (the driver's, per dtype)."""
     if mode not in MODES:
         raise NeurosimError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
     if dtype not in _DTYPES:
         raise NeurosimError(f"unknown dtype {dtype!r}; valid: {', '.join(_DTYPES)}")
-    tdtype = _DTYPES[dtype]
-    x = torch.as_tensor(inputs).to(tdtype)  # [batch, *input_shape], checked by Backend.__call__
-    B = x.shape[0]
-    low = Lowered(net, neuron_impl, tdtype).to(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise NeurosimError(f"unknown device {device!r} ({e}); valid: cpu, cuda, cuda:N, ...") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise NeurosimError(f"device {device!r}: no CUDA device is available here; use device='cpu'")
+    return _Program(Lowered(net, neuron_impl, _DTYPES[dtype]).to(dev), mode, dev, float(max_memory_mib))
+
+
+def simulate(program: _Program, batch: Batch, *, record_trace: bool = False, record_counts: bool = False,
+             record_step_counts: bool = False) -> Activity:
+    """Run one chunk. ``record_trace``: the readout after every step (``SimResult.trace``);
+    ``record_counts``: every neuron's net spike count (``SimResult.counts``); ``record_step_counts``: the
+    spike events per step of every population, spiking max-pool and of the encoded input
+    (``SimResult.step_counts``, [T, batch] each). SynOps are this backend's own count, step by step on
+    analog maps too (:class:`_Stats`)."""
+    low, T = program.low, batch.timesteps
+    net = low.net
     stats = _Stats(net)
     stats.record_counts = record_counts
     stats.record_steps = record_step_counts
-    if batch_size is None:
-        per_sample = max(sum(p.size for p in net.populations.values()), 1) * 4 * (timesteps if mode == "layer" else 1)
-        batch_size = int(max(1, min(B, max_memory_mib * 2**20 // (3 * per_sample))))
-    gen = torch.Generator().manual_seed(int(seed))
-    outs, traces = [], []
-    t0 = time.perf_counter()
     with torch.no_grad():
-        for s in range(0, B, batch_size):
-            xb = x[s:s + batch_size].to(device)
-            e, const = encode(net.encoding, xb, timesteps, generator=gen)
-            e = e.to(device=device, dtype=tdtype)
-            if record_step_counts:
-                nz = (e != 0).flatten(2).sum(2).to(torch.float64).cpu()
-                stats.steps[INPUT].append(nz.expand(timesteps, -1) if const else nz)
-            runner = _run_layer if mode == "layer" else _run_step
-            out, tr = runner(low, e, const, timesteps, stats, record_trace)
-            outs.append(out * net.readout.scale)
-            if record_trace:
-                traces.append(tr * net.readout.scale)
-    wall = time.perf_counter() - t0
-    output = torch.cat(outs).cpu().numpy()
-    trace = torch.cat(traces, 1).cpu().numpy() if record_trace else None
-    neurons = {k: p.size for k, p in net.populations.items()}
-    rates = {k: stats.spikes[k] / (neurons[k] * timesteps * B) for k in neurons}
-    return SimResult(output=output, predictions=output.argmax(1), timesteps=timesteps,
-                     spike_counts=dict(stats.spikes), neurons=neurons, firing_rates=rates,
-                     synops={k: v / B for k, v in stats.synops.items()}, backend="snntorch",
-                     precision=precision, batch=B, wall_s=wall, trace=trace,
-                     counts={k: torch.cat(v).numpy() for k, v in stats.counts.items()} if record_counts else None,
-                     step_counts={k: torch.cat(v, 1).numpy() for k, v in stats.steps.items()}
-                     if record_step_counts else None)
+        e = batch.encoded.to(device=program.device, dtype=low.dtype)
+        if record_step_counts:
+            nz = (e != 0).flatten(2).sum(2).to(torch.float64).cpu()
+            stats.steps[INPUT].append(nz.expand(T, -1) if batch.const else nz)
+        runner = _run_layer if program.mode == "layer" else _run_step
+        out, tr = runner(low, e, batch.const, T, stats, record_trace)
+    scale = net.readout.scale
+    return Activity(output=(out * scale).cpu().numpy(), trace=(tr * scale).cpu().numpy() if record_trace else None,
+                    spike_counts=dict(stats.spikes), synops=dict(stats.synops),
+                    counts={k: torch.cat(v).numpy() for k, v in stats.counts.items()} if record_counts else None,
+                    step_counts={k: torch.cat(v, 1).numpy() for k, v in stats.steps.items()}
+                    if record_step_counts else None)
+
+
+run = register_backend("snntorch", precisions=("float",),
+                       description="snntorch Leaky neurons (beta=leak, subtractive reset), batched torch synapses",
+                       prepare=prepare, simulate=simulate)

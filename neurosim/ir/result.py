@@ -1,7 +1,7 @@
 """What a backend returns: :class:`SimResult`."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,6 +23,10 @@ class SimResult:
     for a direct-encoded input these are analog MACs, counted every step.
     ``trace`` (optional) [T, batch, classes]: the readout after each step ``t`` (``scale * A_t / t``),
     equal to what a ``t``-step run would return, so one run gives accuracy at every ``t <= T``.
+    ``extras``: what a backend reports beyond these (Lava: ``lava_processes``, ``lava_lanes``,
+    ``lava_steps``, ``lava_runs``, ``lava_input_steps``, fixed point ``quantization``), each also an
+    attribute (``result.quantization``); :meth:`to_dict` keeps them (tables as row lists) and
+    :meth:`to_dataframe` carries them in ``df.attrs["extras"]``.
     """
 
     output: np.ndarray
@@ -43,6 +47,18 @@ class SimResult:
     step_counts: dict[str, np.ndarray] | None = None
     # synaptic node -> the population its current drives (None: the readout); SpikingNetwork.run fills it
     synapse_targets: dict[str, str | None] | None = None
+    # backend-specific results (Lava: lava_processes, lava_lanes, lava_steps, lava_runs, lava_input_steps,
+    # quantization); each is also readable as an attribute (``result.quantization``)
+    extras: dict = field(default_factory=dict)
+
+    def __getattr__(self, name):
+        # only called when normal lookup fails: the backend extras by name
+        if name.startswith("__") or name == "extras":
+            raise AttributeError(name)
+        extras = self.__dict__.get("extras") or {}
+        if name in extras:
+            return extras[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __post_init__(self):
         self.output = np.asarray(self.output)
@@ -82,7 +98,9 @@ class SimResult:
         for k, v in self.synops.items():
             rows.append({"layer": k, "kind": "synapses", "neurons": 0, "spikes_per_sample": float("nan"),
                          "firing_rate": float("nan"), "synops_per_sample": v})
-        return pd.DataFrame(rows)
+        df = pd.DataFrame(rows)
+        df.attrs["extras"] = _plain(self.extras)  # backend extras travel with the table
+        return df
 
     def to_dict(self) -> dict:
         return {
@@ -93,4 +111,20 @@ class SimResult:
             "firing_rates": dict(self.firing_rates), "synops": dict(self.synops),
             "total_spikes": self.total_spikes, "total_synops": self.total_synops,
             "synapse_targets": dict(self.synapse_targets or {}),
+            "extras": _plain(self.extras),
         }
+
+
+def _plain(value):
+    """``value`` as JSON-ready Python (DataFrames as lists of row dicts, arrays as lists)."""
+    if hasattr(value, "to_dict") and hasattr(value, "columns"):
+        return [_plain(r) for r in value.to_dict(orient="records")]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
