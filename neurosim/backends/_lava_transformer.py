@@ -29,7 +29,8 @@ output scale (``log2 sigma``), weight bits and exponent, the relative RMS weight
 saturations counted during the run. Fidelity bound (derived in ``tests/test_lava_transformer.py``):
 relative to the float run, each graded operator adds a relative error of about ``2**-15`` (16-bit
 multipliers, 24-bit messages at 2x headroom), the synapses about ``2**-(weight_bits - 1) / sqrt(12)``
-RMS of their largest weight; spikes change where a membrane lies within that error of its threshold.
+RMS of their row's (``weight_exponent="row"``, default) or layer's largest weight; spikes change where a
+membrane lies within that error of its threshold.
 """
 from __future__ import annotations
 
@@ -159,15 +160,22 @@ def _pow2(amax: float, bits: int = 24) -> float:
     return 2.0 ** (math.ceil(math.log2(HEADROOM * amax)) - (bits - 1))
 
 
-def _weights(w: np.ndarray, bits: int) -> tuple[np.ndarray, int, float]:
-    """``w ~= q 2**e`` with ``|q| <= 2**(bits-1) - 1`` (one exponent): (q, e, relative RMS error)."""
+def _weights(w: np.ndarray, bits: int, per_row: bool = False):
+    """``w ~= q 2**e`` with ``|q| <= 2**(bits-1) - 1``, one exponent (``per_row``: one per output row,
+    the first axis): (q, e, relative RMS error against the largest weight)."""
     amax = float(np.abs(w).max()) if w.size else 0.0
     if amax == 0:
         return np.zeros(w.shape, np.int64), 0, 0.0
     top = 2 ** (bits - 1) - 1
-    e = int(math.ceil(math.log2(amax / top)))
-    q = np.clip(np.rint(w / 2.0 ** e), -top, top).astype(np.int64)
-    return q, e, float(np.sqrt(np.mean((q * 2.0 ** e - w) ** 2)) / amax)
+    if per_row:
+        rmax = np.abs(w.reshape(w.shape[0], -1)).max(1)
+        e = np.ceil(np.log2(np.where(rmax > 0, rmax, amax) / top)).astype(np.int64)
+        scale = (2.0 ** e).reshape((-1,) + (1,) * (w.ndim - 1))
+    else:
+        e = int(math.ceil(math.log2(amax / top)))
+        scale = 2.0 ** e
+    q = np.clip(np.rint(w / scale), -top, top).astype(np.int64)
+    return q, e, float(np.sqrt(np.mean((q * scale - w) ** 2)) / amax)
 
 
 def _calibrate(net: SpikingNetwork, xc: np.ndarray, T: int, names: set[str]) -> dict[str, tuple[float, float]]:
@@ -193,7 +201,7 @@ def _calibrate(net: SpikingNetwork, xc: np.ndarray, T: int, names: set[str]) -> 
 class _Graph:
     """The Lava processes of ``net`` for ``b`` samples, ``lanes`` side by side (module docstring)."""
 
-    def __init__(self, net, enc, T, fixed, lanes, direct, calib, weight_bits, input_sigma):
+    def __init__(self, net, enc, T, fixed, lanes, direct, calib, weight_bits, input_sigma, row_exp=True):
         from neurosim.loihi import transformer_processes as tp
         from neurosim.loihi.processes import LaneSource, shared_array
         from neurosim.backends._transformer import token_fanout
@@ -203,6 +211,7 @@ class _Graph:
         L = max(1, min(int(lanes), b))
         W = -(-b // L)
         self.net, self.B, self.T, self.L, self.W, self.fixed = net, b, T, L, W, fixed
+        self.row_exp = bool(row_exp)
         self.total = W * T
         n_in = int(np.prod(net.input_shape))
         slots = np.zeros((W * L, *enc.shape[1:]), np.int32 if fixed else np.float32)
@@ -340,13 +349,14 @@ class _Graph:
         s_out = _pow2(max(calib[k]))
         row["out_log2_scale"] = math.log2(s_out)
         if isinstance(n, (Linear, TokenLinear, Conv2d)):
-            q, e, err = _weights(n.weight.astype(np.float64) * s_in[0] / s_out, bits)
+            q, e, err = _weights(n.weight.astype(np.float64) * s_in[0] / s_out, bits, self.row_exp)
             k_in = int(np.prod(n.weight.shape[1:]))
             if k_in * 2.0 ** (23 + bits) >= 2.0 ** 53:
                 raise NeurosimError(f"{k}: {k_in} inputs per output overflow the exact 53-bit product")
             b = None if n.bias is None else np.rint(n.bias / s_out).astype(np.int64)
-            row.update(quantised=f"weights ({bits}-bit, exponent {e}), bias, output (24-bit)", weight_exp=e,
-                       weight_rel_rms_error=err)
+            ex = f"exponent {e}" if np.ndim(e) == 0 else f"exponents {int(np.min(e))}..{int(np.max(e))} per row"
+            row.update(quantised=f"weights ({bits}-bit, {ex}), bias, output (24-bit)",
+                       weight_exp=e if np.ndim(e) == 0 else int(np.max(e)), weight_rel_rms_error=err)
             kind = "conv" if isinstance(n, Conv2d) else ("linear" if isinstance(n, Linear) else "token")
             conv = (n.stride, n.padding, n.dilation, n.groups) if kind == "conv" else None
             return tp.SynapseFixed(kind, q, e, b, None, conv), s_out, row
@@ -406,6 +416,38 @@ class _Graph:
         syn = {k: float(st[1]) for k, (_, st) in self.stats.items()}
         sat = {k: int(st[0]) for k, (_, st) in self.stats.items()}
         return acc, events, syn, sat
+
+
+def _emulate(graph: _Graph, record: tuple = ()) -> tuple:
+    """The graph's processes stepped in this process, in topological order, without Lava (the same
+    kernels and wires; a diagnostic): ``(results(), {node: [total steps, L, n] outputs})``."""
+    from neurosim.loihi import transformer_processes as tp
+
+    src = graph.source
+    data, repeat = np.asarray(src.data.init), int(np.ravel(src.repeat.init)[0])
+    port_of = {}
+    for k, proc in graph.procs.items():
+        ups = [getattr(proc, f"in{i}").in_connections[0].process for i in range(proc.n_in)]
+        port_of[k] = ["input" if u is src else u.name for u in ups]
+    out = {"input": None}
+    rec = {k: [] for k in record}
+    for step in range(graph.total):
+        kk = step // repeat
+        out["input"] = (data[kk] if kk < data.shape[0] else np.zeros(data.shape[1:])).astype(np.float64)
+        w, t = step // graph.T, step % graph.T + 1
+        valid = max(0, min(graph.L, graph.B - w * graph.L))
+        for k, proc in graph.procs.items():
+            kernel, wires = tp._CONFIG[int(np.ravel(proc.cfg_key.init)[0])]
+            xs = [out[s] for s in port_of[k]]
+            vals = [wi.eval_fixed(xs) if graph.fixed else wi.eval_float(xs) for wi in wires]
+            y = kernel.step(vals, t, t == 1, valid)
+            if isinstance(kernel, tp.ReadoutFloat):
+                graph.data[:valid, :, step] = np.asarray(y, np.float64).reshape(graph.L, -1)[:valid]
+            else:
+                out[k] = np.asarray(y).reshape(graph.L, -1)
+            if k in rec:
+                rec[k].append(out.get(k, y).copy())
+    return graph.results(), {k: np.stack(v) for k, v in rec.items()}
 
 
 def _run_graph(graph: _Graph, precision: str):
@@ -470,13 +512,16 @@ def lane_bytes(net: SpikingNetwork) -> int:
 
 def simulate_transformer(net: SpikingNetwork, x, T: int, precision: str = "float", *, seed: int = 0,
                          record_trace: bool = False, batch_size: int | None = None, lanes: int | None = None,
-                         calibration=None, weight_bits: int = 8, input_bits: int = 16, **fixed_opts) -> SimResult:
+                         calibration=None, weight_bits: int = 8, weight_exponent: str = "row", input_bits: int = 16,
+                         **fixed_opts) -> SimResult:
     """Run ``net`` (with Transformer operators) on Lava for ``T`` steps on ``x`` [batch, *input_shape].
 
     ``lanes``: samples side by side in every process (default: the whole ``batch_size`` chunk, as far as
     :data:`LANE_MEMORY_MIB` allows); ``batch_size``: samples per Lava run (default all). ``seed``: Poisson
     encoding. Fixed point: ``calibration`` (inputs for the scale calibration; default the first
     :data:`CALIBRATION_SAMPLES` of ``x``), ``weight_bits`` (synaptic weights, default 8 as Loihi's),
+    ``weight_exponent`` (``"row"``: one weight exponent per output neuron / channel, default; ``"layer"``:
+    one per layer, as the Lava CNN backend),
     ``input_bits`` (a direct analog input, default 16; token ids are exact). The result carries
     ``quantization`` (a DataFrame per operator) for ``fixed``, and ``lava_processes``, ``lava_lanes``,
     ``lava_steps``, ``lava_runs``.
@@ -485,7 +530,9 @@ def simulate_transformer(net: SpikingNetwork, x, T: int, precision: str = "float
 
     if fixed_opts:
         raise NeurosimError(f"lava (Transformer graph) has no option {sorted(fixed_opts)[0]!r}; valid: seed, "
-                            f"record_trace, batch_size, lanes, calibration, weight_bits, input_bits")
+                            f"record_trace, batch_size, lanes, calibration, weight_bits, weight_exponent, input_bits")
+    if weight_exponent not in ("row", "layer"):
+        raise NeurosimError(f"weight_exponent must be 'row' or 'layer', got {weight_exponent!r}")
     if precision not in ("float", "fixed"):
         raise NeurosimError(f"lava has no precision {precision!r}; valid: float, fixed")
     for nm, v, lo, hi in (("weight_bits", weight_bits, 2, 16), ("input_bits", input_bits, 2, 24)):
@@ -494,6 +541,7 @@ def simulate_transformer(net: SpikingNetwork, x, T: int, precision: str = "float
     check_supported(net)
     lanes = check_lanes(lanes)
     _import_lava()
+    import neurosim.loihi.transformer_processes  # noqa: F401  (Lava's runtime, while the start method is free)
     import torch
 
     from neurosim.backends import _transformer as tf
@@ -539,7 +587,8 @@ def simulate_transformer(net: SpikingNetwork, x, T: int, precision: str = "float
         b = sel.stop - sel.start
         nl = min(lanes, b)
         nl = -(-b // -(-b // nl))  # the samples spread evenly over the windows
-        graph = _Graph(net, e[sel], T, fixed, nl, direct, calib, int(weight_bits), input_sigma)
+        graph = _Graph(net, e[sel], T, fixed, nl, direct, calib, int(weight_bits), input_sigma,
+                       weight_exponent == "row")
         nproc, used = len(graph.all_procs), max(used, graph.L)
         steps += graph.total
         runs += 1

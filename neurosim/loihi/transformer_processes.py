@@ -78,6 +78,13 @@ def rshift(x: np.ndarray, s: int) -> np.ndarray:
     return x << -s if s < 0 else x
 
 
+def rshift_rows(x: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """:func:`rshift` with one shift per element of ``s`` (broadcast against ``x``)."""
+    s = np.asarray(s, np.int64)
+    pos, neg = np.maximum(s, 0), np.maximum(-s, 0)
+    return ((x + ((np.int64(1) << pos) >> 1)) >> pos) << neg
+
+
 def rdiv(x: np.ndarray, d: int) -> np.ndarray:
     """``x / d`` rounded half away from zero, for int64 ``x`` and a positive integer ``d``."""
     d = int(d)
@@ -361,19 +368,23 @@ class EmbeddingFixed(EmbeddingFloat):
 
 class SynapseFixed(SynapseFloat):
     """``y = round((W_int x) 2**E) + b_int``: ``weight_bits`` signed weights with one exponent ``E``
-    per layer, 64-bit accumulation (a float64 product, exact: |x| < 2**24, |W_int| < 2**7, and the
+    per layer, or one per output row (``exp`` an array: per neuron, per conv output channel), 64-bit
+    accumulation (a float64 product, exact: |x| < 2**24, |W_int| < 2**7, and the
     builder checks ``K 2**31 < 2**53``), result saturated to 24 bits."""
 
     fixed = True
 
     def __init__(self, kind, weight_int, exp, bias_int, fanout, conv=None):
         super().__init__(kind, weight_int, None, fanout, conv)
-        self.exp = int(exp)
+        self.exp = np.asarray(exp, np.int64)
         self.bias_int = None if bias_int is None else np.asarray(bias_int, np.int64)
 
     def _apply(self, x):
         acc = np.rint(super()._apply(x.astype(np.float64))).astype(np.int64)
-        y = rshift(acc, -self.exp)
+        if self.exp.ndim == 0:
+            y = rshift(acc, -int(self.exp))
+        else:
+            y = rshift_rows(acc, -(self.exp[:, None, None] if self.kind == "conv" else self.exp))
         if self.bias_int is not None:
             y = y + (self.bias_int[:, None, None] if self.kind == "conv" else self.bias_int)
         return y
