@@ -18,9 +18,18 @@ ANN-to-SNN paper asks, with the suite's own pieces and nothing re-implemented:
    :func:`hw.neuromorphic.cost_from_simresult` on the activity the backend measured (energy and
    latency for the whole batch, divided by the number of samples).
 
-Sweep: tasks mlp@digits and lenet5@mnist5k x every backend x its precisions x conversion {plain,
-signed+calibrated} x timesteps {4, 8, 16, 32, 64, 128} on 200 test images. Quick: mlp@digits x backends
-x precisions x conversions x {2, 4, 8, 32} on 100 images.
+**Transformer tasks** (issue 13): ``bert_tiny@majority_tokens`` (3 epochs) and ``vit_tiny@mnist5k``
+(``patch_size`` and the ``vit`` training recipe of :mod:`models.recipes`, see ``TRAIN``) convert on the
+plain path only (the Transformer converter has no signed/calibrated options) and run on the backends
+that have its operators (snntorch; the others refuse them). Their Loihi 2 energy is
+:func:`neurosim.loihi.operators.cost_operators` on the measured activity - the products of two spike
+streams priced as processor multiply-accumulates, Softmax/LayerNorm as processor work - and
+``snn_product_energy_j`` is the part spent on the products.
+
+Sweep: tasks mlp@digits, lenet5@mnist5k, bert_tiny@majority_tokens and vit_tiny@mnist5k x every
+backend x its precisions x conversion {plain, signed+calibrated} x timesteps {4, 8, 16, 32, 64, 128} on
+200 test images. Quick: mlp@digits and bert_tiny@majority_tokens x backends x precisions x conversions x
+{2, 4, 8, 32} on 100 images.
 Cells may run Lava in spawned worker processes after training there; the Lava backend itself copes
 with a start method chosen before its import.
 """
@@ -30,8 +39,14 @@ from functools import lru_cache
 
 from studies.registry import Sweep, study
 
-TASKS = ["mlp@digits", "lenet5@mnist5k"]
+TASKS = ["mlp@digits", "lenet5@mnist5k", "bert_tiny@majority_tokens", "vit_tiny@mnist5k"]
+QUICK_TASKS = ["mlp@digits", "bert_tiny@majority_tokens"]
 EPOCHS = 15
+#: per-task training other than EPOCHS epochs of the default recipe (models.train.train_model keywords)
+TRAIN = {"bert_tiny@majority_tokens": dict(epochs=3),
+         "vit_tiny@mnist5k": dict(epochs=30, lr=2e-3, recipe="vit", overrides={"activation": "relu", "patch_size": 7})}
+TRANSFORMERS = ("bert_tiny", "vit_tiny")
+TRANSFORMER_BACKENDS = ("snntorch",)
 CALIBRATION = 500
 GPU, TPU, NEURO = "a100_80gb", "tpu_v4", "loihi2"
 CONVERSIONS = ["plain", "signed+calibrated"]
@@ -43,8 +58,16 @@ def backends() -> list[str]:
     return backend_names()
 
 
+def is_transformer(task: str) -> bool:
+    return task.split("@")[0] in TRANSFORMERS
+
+
 def _valid(cell: dict) -> bool:
     from neurosim.backends import get_backend
+
+    if is_transformer(cell["task"]) and (cell["conversion"] != "plain" or cell["backend"] not in TRANSFORMER_BACKENDS
+                                         or cell["precision"] != "float"):
+        return False
 
     try:
         return cell["precision"] in get_backend(cell["backend"]).precisions
@@ -65,7 +88,8 @@ def _task(task: str):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the same weights in every worker process, whatever its thread count
     try:
-        ann, result = train_model(model, dataset, epochs=EPOCHS, seed=0)
+        ann, result = train_model(model, dataset, **{"epochs": EPOCHS, **TRAIN.get(task, {})}, seed=0,
+                                  progress=False)
     finally:
         torch.set_num_threads(threads)
     train_set, test_set = load_dataset(dataset)
@@ -104,7 +128,7 @@ def _ann_costs(task: str) -> dict:
 @study("ann_vs_snn",
        sweep=Sweep(task=TASKS, backend=backends, precision=["float", "fixed"], conversion=CONVERSIONS,
                    timesteps=[4, 8, 16, 32, 64, 128], samples=[200], where=_valid),
-       quick=Sweep(task=["mlp@digits"], backend=backends, precision=["float", "fixed"], conversion=CONVERSIONS,
+       quick=Sweep(task=QUICK_TASKS, backend=backends, precision=["float", "fixed"], conversion=CONVERSIONS,
                    timesteps=[2, 4, 8, 32], samples=[100], where=_valid),
        requires=("models.train", "models.data", "neurosim.convert", "neurosim.backends", "hw.neuromorphic",
                  "hw.workload"),
@@ -129,14 +153,22 @@ def ann_vs_snn(task: str, backend: str, precision: str, conversion: str, timeste
     wall = time.perf_counter() - t0
     with torch.no_grad():
         ann_acc = float((ann(x).argmax(-1) == y).float().mean())
-    neuro = cost_from_simresult(res, hw.get(NEURO), model=task)
     n = res.batch
+    if is_transformer(task):
+        from neurosim.loihi.operators import cost_operators
+
+        ops = cost_operators(snn, res, NEURO, model=task)
+        energy, latency = ops["energy_j"], float("nan")  # per sample already; no per-step timing model
+        product = ops["product_energy_j"]
+    else:
+        neuro = cost_from_simresult(res, hw.get(NEURO), model=task)
+        energy, latency, product = neuro["energy_j"] / n, neuro["latency_s"] / n, 0.0
     return dict(
         ann_accuracy=ann_acc, ann_test_accuracy=ann_test_accuracy, snn_accuracy=res.accuracy(y.numpy()),
         spikes_per_sample=res.total_spikes / n, synops_per_sample=res.total_synops,
         mean_firing_rate=sum(res.firing_rates[k] * res.neurons[k] for k in res.neurons) / sum(res.neurons.values()),
         neurons=sum(res.neurons.values()),
-        snn_loihi2_energy_j=neuro["energy_j"] / n, snn_loihi2_latency_s=neuro["latency_s"] / n,
+        snn_loihi2_energy_j=energy, snn_loihi2_latency_s=latency, snn_product_energy_j=product,
         **_ann_costs(task), sim_wall_s=wall,
     )
 

@@ -109,7 +109,8 @@ def test_ann_vs_snn_cells_are_the_conversion_pipeline(tmp_path):
     from hw.workload import trace
     from studies import ann_vs_snn as avs
 
-    both = _run("ann_vs_snn", tmp_path, quick=True, only={"backend": ["snntorch"], "timesteps": ["2", "32"]})
+    both = _run("ann_vs_snn", tmp_path, quick=True, only={"task": ["mlp@digits"], "backend": ["snntorch"],
+                                                          "timesteps": ["2", "32"]})
     assert len(both) == 4 and set(both.conversion) == {"plain", "signed+calibrated"}
     df = both[both.conversion == "plain"]
     assert set(df.timesteps) == {2, 32}
@@ -139,7 +140,7 @@ def test_ann_vs_snn_runs_lava_after_training_in_the_same_process(tmp_path):
     pytest.importorskip("lava")
     pytest.importorskip("neurosim.convert")
     df = _run("ann_vs_snn", tmp_path, quick=True,
-              only={"backend": ["lava", "snntorch"], "precision": ["float"], "timesteps": ["4"],
+              only={"task": ["mlp@digits"], "backend": ["lava", "snntorch"], "precision": ["float"], "timesteps": ["4"],
                     "conversion": ["signed+calibrated"]})
     lava, ref = df.set_index("backend").loc["lava"], df.set_index("backend").loc["snntorch"]
     assert lava.spikes_per_sample == pytest.approx(ref.spikes_per_sample)  # same IR semantics
@@ -163,8 +164,8 @@ def test_systolic_dataflows_cells_are_the_simulator(tmp_path):
 def test_ann_vs_snn_brian2_counts_the_same_spikes_as_snntorch(tmp_path):
     pytest.importorskip("brian2")
     pytest.importorskip("neurosim.backends.brian2")
-    df = _run("ann_vs_snn", tmp_path, quick=True, only={"backend": ["brian2", "snntorch"], "timesteps": ["4"],
-                                                        "conversion": ["plain"]})
+    df = _run("ann_vs_snn", tmp_path, quick=True, only={"task": ["mlp@digits"], "backend": ["brian2", "snntorch"],
+                                                        "timesteps": ["4"], "conversion": ["plain"]})
     b2, ref = df.set_index("backend").loc["brian2"], df.set_index("backend").loc["snntorch"]
     assert b2.spikes_per_sample == pytest.approx(ref.spikes_per_sample)
     assert b2.snn_accuracy == ref.snn_accuracy and b2.synops_per_sample == pytest.approx(ref.synops_per_sample)
