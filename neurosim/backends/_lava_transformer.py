@@ -513,7 +513,7 @@ def lane_bytes(net: SpikingNetwork) -> int:
 def simulate_transformer(net: SpikingNetwork, x, T: int, precision: str = "float", *, seed: int = 0,
                          record_trace: bool = False, batch_size: int | None = None, lanes: int | None = None,
                          calibration=None, weight_bits: int = 8, weight_exponent: str = "row", input_bits: int = 16,
-                         **fixed_opts) -> SimResult:
+                         emulate: bool = False, **fixed_opts) -> SimResult:
     """Run ``net`` (with Transformer operators) on Lava for ``T`` steps on ``x`` [batch, *input_shape].
 
     ``lanes``: samples side by side in every process (default: the whole ``batch_size`` chunk, as far as
@@ -521,7 +521,9 @@ def simulate_transformer(net: SpikingNetwork, x, T: int, precision: str = "float
     encoding. Fixed point: ``calibration`` (inputs for the scale calibration; default the first
     :data:`CALIBRATION_SAMPLES` of ``x``), ``weight_bits`` (synaptic weights, default 8 as Loihi's),
     ``weight_exponent`` (``"row"``: one weight exponent per output neuron / channel, default; ``"layer"``:
-    one per layer, as the Lava CNN backend),
+    one per layer, as the Lava CNN backend), ``emulate``: step the same processes' kernels and wires in
+    this process instead of a Lava runtime (a diagnostic: the same arithmetic, bit for bit, without the
+    runtime; ``tests/test_lava_transformer.py`` checks that both agree exactly),
     ``input_bits`` (a direct analog input, default 16; token ids are exact). The result carries
     ``quantization`` (a DataFrame per operator) for ``fixed``, and ``lava_processes``, ``lava_lanes``,
     ``lava_steps``, ``lava_runs``.
@@ -530,7 +532,7 @@ def simulate_transformer(net: SpikingNetwork, x, T: int, precision: str = "float
 
     if fixed_opts:
         raise NeurosimError(f"lava (Transformer graph) has no option {sorted(fixed_opts)[0]!r}; valid: seed, "
-                            f"record_trace, batch_size, lanes, calibration, weight_bits, weight_exponent, input_bits")
+                            f"record_trace, batch_size, lanes, calibration, weight_bits, weight_exponent, input_bits, emulate")
     if weight_exponent not in ("row", "layer"):
         raise NeurosimError(f"weight_exponent must be 'row' or 'layer', got {weight_exponent!r}")
     if precision not in ("float", "fixed"):
@@ -592,7 +594,13 @@ def simulate_transformer(net: SpikingNetwork, x, T: int, precision: str = "float
         nproc, used = len(graph.all_procs), max(used, graph.L)
         steps += graph.total
         runs += 1
-        acc, ev, syn, sat = _run_graph(graph, precision)
+        if emulate:
+            try:
+                (acc, ev, syn, sat), _ = _emulate(graph)
+            finally:
+                graph.release()
+        else:
+            acc, ev, syn, sat = _run_graph(graph, precision)
         trace[sel] = acc
         for k, v in ev.items():
             events[k] += v
