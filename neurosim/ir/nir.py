@@ -1,6 +1,7 @@
 """NIR export and import (``SpikingNetwork.to_nir`` / ``from_nir``)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -34,8 +35,8 @@ def to_nir(net: SpikingNetwork, dt: float = 1e-4, target: str = "nir"):
     """Export ``net`` to a ``nir.NIRGraph``.
 
     ``target="nir"`` (default): the faithful graph, everything NIR cannot hold in its metadata (see the
-    comment above), restored exactly by :func:`from_nir`. ``target="snntorch"`` / ``"norse"``: a graph that
-    library's importer builds and runs, exact folds applied and every loss named in one warning
+    comment above), restored exactly by :func:`from_nir`. ``target="snntorch"`` / ``"norse"`` / ``"sinabs"`` /
+    ``"spikingjelly"``: a graph that library's importer builds and runs, exact folds applied and every loss named in one warning
     (:mod:`neurosim.ir.nir_targets`).
     """
     import nir
@@ -134,15 +135,23 @@ def _topo(nodes: dict, edges: list[tuple[str, str]]) -> list[str]:
     return order
 
 
-def from_nir(graph, dt: float | None = None) -> SpikingNetwork:
+def from_nir(graph, dt: float | None = None, reset: str | None = None) -> SpikingNetwork:
     """Import a ``nir.NIRGraph`` (or the path of a NIR HDF5 file) as a :class:`SpikingNetwork`.
 
     A graph written by :func:`to_nir` is restored exactly from its metadata. A foreign graph maps
     Affine/Linear -> Linear, Conv2d, AvgPool2d, SumPool2d, Flatten, IF/LIF -> Neurons (reset to
-    ``v_reset``, discretised with ``dt``, default 1e-4 like snntorch), several edges into one node ->
-    an Add, I before Output -> membrane readout; anything else raises an error naming the node.
+    ``v_reset``, discretised with ``dt``, default 1e-4 like snntorch and SpikingJelly), several edges into
+    one node -> an Add, I before Output -> membrane readout; anything else raises an error naming the node.
+    One scalar parameter per layer (snntorch) is broadcast to the layer; a LIF whose input gain
+    ``r dt / tau`` is not 1 (SpikingJelly's ``decay_input=True`` writes ``r = 1``) has the gain folded into
+    the weight layer that feeds it. ``reset``: override the reset of every foreign population
+    (``"subtract"`` for graphs from sinabs, whose exporter writes NIR's reset to a value for its IAF that
+    subtracts; sinabs also writes ``r = 1`` for ``v += input``: pass ``dt=1``).
     """
     import nir
+
+    if reset is not None and reset not in ("subtract", "zero"):
+        raise NeurosimError(f"reset must be 'subtract' or 'zero' (or None: what the graph says), got {reset!r}")
 
     if isinstance(graph, (str, Path)):
         if not Path(graph).is_file():
@@ -165,7 +174,9 @@ def from_nir(graph, dt: float | None = None) -> SpikingNetwork:
             raise NeurosimError(f"the NIR graph's 'neurosim' metadata does not describe its nodes "
                                 f"({type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:200]}); drop it "
                                 "to import the graph as a foreign one") from None
-    return _from_foreign_nir(graph, 1e-4 if dt is None else dt)
+    if dt is not None and not (isinstance(dt, (int, float)) and np.isfinite(dt) and dt > 0):
+        raise NeurosimError(f"dt must be a positive number of seconds, got {dt!r}")
+    return _from_foreign_nir(graph, 1e-4 if dt is None else float(dt), reset)
 
 
 def _arr(x) -> np.ndarray:
@@ -248,7 +259,7 @@ def _per_sample(shape: tuple[int, ...], consumers) -> tuple[int, ...]:
     return shape
 
 
-def _from_foreign_nir(graph, dt: float) -> SpikingNetwork:
+def _from_foreign_nir(graph, dt: float, reset: str | None = None) -> SpikingNetwork:
     import nir
 
     nodes, edges = graph.nodes, list(graph.edges)
@@ -323,8 +334,20 @@ def _from_foreign_nir(graph, dt: float) -> SpikingNetwork:
                     raise NeurosimError(f"NIR LIF {k!r} has per-neuron time constants; neurosim needs one leak")
                 leak, gain = float(leaks.reshape(-1)[0]), r * dt / tau
             if not np.allclose(gain, 1.0, rtol=1e-4):
-                raise NeurosimError(f"NIR {type(g).__name__} {k!r}: input gain R*dt{'/tau' if leak != 1 else ''} = "
-                                    f"{float(np.mean(gain)):.4g} != 1 at dt={dt}; pass the dt it was exported with")
+                feed = out.get(ins[0])
+                foldable = (leak != 1.0 and isinstance(feed, (Linear, Conv2d)) and len(preds[k]) == 1
+                            and [b for a, b in edges if a == preds[k][0]] == [k] and np.ptp(gain) <= 1e-6 * np.max(gain))
+                if not foldable:
+                    raise NeurosimError(f"NIR {type(g).__name__} {k!r}: input gain R*dt{'/tau' if leak != 1 else ''} = "
+                                        f"{float(np.mean(gain)):.4g} != 1 at dt={dt}; pass the dt it was exported with"
+                                        + ("" if leak == 1.0 else " (a LIF gain is folded only into a weight layer "
+                                           "that feeds this population alone)"))
+                # a LIF that scales its input (SpikingJelly's decay_input=True: r = 1): the gain moves into
+                # the weights and bias that feed it, which leaves every spike unchanged
+                gscale = np.float32(np.ravel(gain)[0])
+                out[ins[0]] = dataclasses.replace(feed, weight=(feed.weight * gscale).astype(np.float32),
+                                                  bias=None if feed.bias is None else
+                                                  (feed.bias * gscale).astype(np.float32))
             thr = _arr(g.v_threshold)
             shape = shapes[ins[0]]  # libraries (snntorch's exporter) write one scalar per layer: broadcast it
             if thr.size != 1 and thr.shape != shape and thr.reshape(-1).shape != (int(np.prod(shape)),):
@@ -334,7 +357,7 @@ def _from_foreign_nir(graph, dt: float) -> SpikingNetwork:
             if np.ptp(vr) > 0:
                 raise NeurosimError(f"NIR {type(g).__name__} {k!r}: per-neuron v_reset; neurosim needs one value")
             out[name] = Neurons(ins, shape=shape, threshold=thr.reshape(shape) if thr.size > 1 else thr.reshape(1),
-                                leak=leak, reset="zero", v_reset=float(vr[0]))
+                                leak=leak, reset=reset or "zero", v_reset=float(vr[0]))
         else:
             raise NeurosimError(f"NIR node {k!r} of type {type(g).__name__} is not supported; supported: {supported}")
         rename[k] = name

@@ -1,8 +1,9 @@
-"""NIR for the libraries that import it: ``to_nir(net, target="snntorch" | "norse")``.
+"""NIR for the libraries that import it: ``to_nir(net, target="snntorch" | "norse" | "sinabs" | "spikingjelly")``.
 
 A library's NIR importer builds only part of NIR, with its own conventions (read from their importers:
 snntorch 1.0.0's ``snntorch.import_nir.import_from_nir`` with nirtorch 2.6, norse 1.1.0's
-``norse.torch.from_nir``):
+``norse.torch.from_nir``, sinabs 3.1.3's ``sinabs.nir.from_nir``, SpikingJelly 2.0's
+``spikingjelly.activation_based.nir_exchange.import_from_nir``):
 
 * **snntorch** builds ``Affine``/``Linear``/``Conv2d``/``Flatten``/``AvgPool2d`` (a sum pool is written as
   an average pool with ``k^2`` folded into the weights it feeds) and ``LIF`` (as
@@ -14,16 +15,36 @@ snntorch 1.0.0's ``snntorch.import_nir.import_from_nir`` with nirtorch 2.6, nors
 * **norse** builds ``Affine``/``Linear``/``Conv2d``/``Flatten``/``SumPool2d`` (as a 1-norm pool) and
   ``IF`` (``v += input``, reset to ``v_reset``); it has no ``AvgPool2d``: an average pool is written as
   a sum pool with ``1/k^2`` folded into the weights it feeds.
-* Both apply ``Flatten(start_dim)`` to batched tensors, so the flavour writes ``start_dim=1``.
+* **sinabs** builds ``Affine``/``Conv2d``/``SumPool2d`` (no padding)/``Flatten`` (NIR's per-sample
+  ``start_dim``) and ``IF`` as ``IAFSqueeze``: ``v += input`` (it ignores ``r``: the flavour is written at
+  ``dt = 1`` like sinabs' own exporter, ``r = 1``), **reset by subtraction** (sinabs' native reset; a
+  reset to a value is lost), ``MultiSpike`` (``floor(v / threshold)`` spikes in one step where
+  ``v >= 2 threshold``) and ``min_v_mem = -threshold`` (the membrane is clamped there). Neither of the
+  last two is in our IR, so :func:`library_equivalent` cannot model them: they are named in the warning
+  and their cost is measured (``benchmarks/nir_interop.py``). ``LIF`` is ``LIFSqueeze`` with
+  ``alpha = exp(-1/tau)``, ``tau`` read in steps. It has no ``Linear`` and no ``AvgPool2d``; its modules
+  take ``(batch * T, ...)`` tensors (``from_nir(graph, batch_size=B)``). Like SpikingJelly it fires at
+  ``v >= threshold``: the threshold is written as the next float32 above 1 (below), so a spike subtracts
+  ``1 + 2^-23``, a drift of at most ``T * 1.2e-7`` per neuron.
+* **spikingjelly** builds ``Affine``/``Linear``/``Conv2d`` (ungrouped)/``AvgPool2d``/``Flatten`` (NIR's
+  per-sample ``start_dim``) and, through nirtorch's defaults, ``SumPool2d`` (a 1-norm pool, no padding);
+  ``IF`` (demands ``r = 1/dt``) and ``LIF`` (``r = tau/dt`` is ``decay_input=False``, ``v_leak =
+  v_reset``) with one scalar threshold and ``v_reset`` per layer and a **hard** reset; it fires at
+  ``v >= threshold`` where we fire at ``v > threshold``, so the flavour writes the threshold as the next
+  float32 above 1 (``v >= 1 + 2^-23`` is ``v > 1`` exactly). SpikingJelly declares Python >= 3.11 and is
+  not in the lock; it runs in ``benchmarks/.venv-spikingjelly`` (``benchmarks/nir_interop.py``).
+* snntorch and norse apply ``Flatten(start_dim)`` to batched tensors, so their flavours write
+  ``start_dim=1``.
 
-Both libraries reset to a value and start from ``v = 0``; they know no neuron bias, per-neuron
-threshold, signed spike, spiking max-pool or residual sum. What can be folded is, exactly: a
-population's bias and per-neuron threshold move into the layer that feeds it (weights and bias divided
-by the threshold, which leaves every spike unchanged), a readout scale into the last layer. What cannot
-be expressed is listed in one warning (subtractive reset becomes reset to 0; an initial membrane is
-dropped), and what would change the network beyond that (signed neurons, spiking max-pool, a residual
-Add, a population fed by anything but a weight layer) is refused with the node named.
-:func:`library_equivalent` is the network the library then runs, in our own IR, so that its loss can
+None of the libraries starts from a membrane other than 0; they know no neuron bias, signed spike, spiking
+max-pool or residual sum, and all but sinabs need one threshold per layer. What can be folded is,
+exactly: a population's bias and per-neuron threshold move into the layer that feeds it (weights and bias
+divided by the threshold, which leaves every spike unchanged), a readout scale into the last layer. What
+cannot be expressed is listed in one warning (subtractive reset becomes reset to 0, or a reset to 0
+becomes subtraction for sinabs; an initial membrane is dropped; sinabs' multi-spikes and clamp), and what
+would change the network beyond that (signed neurons, spiking max-pool, a residual Add, a population fed
+by anything but a weight layer) is refused with the node named.
+:func:`library_equivalent` is the network the library then runs, in our IR, so that its loss can
 be measured on our backends before the export.
 """
 from __future__ import annotations
@@ -37,7 +58,30 @@ from neurosim.errors import NeurosimError
 from neurosim.ir.network import SpikingNetwork
 from neurosim.ir.nodes import INPUT, Add, AvgPool2d, Conv2d, Flatten, Linear, Neurons, Readout, SpikeMaxPool2d, SumPool2d
 
-TARGETS = ("nir", "snntorch", "norse")
+TARGETS = ("nir", "snntorch", "norse", "sinabs", "spikingjelly")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Profile:
+    """What one library's importer builds (module docstring)."""
+
+    pools: tuple[str, ...]          # the pool kinds it builds: "avg", "sum"
+    reset: str                      # the only reset it has: "zero" (to a value) or "subtract"
+    leaky: bool                     # it builds LIF populations we can write exactly
+    unpadded_sum_pool: bool = True  # its sum pool takes no padding
+    grouped_conv: bool = True
+
+
+PROFILES = {
+    "snntorch": _Profile(pools=("avg",), reset="zero", leaky=True),
+    "norse": _Profile(pools=("sum",), reset="zero", leaky=False),
+    "sinabs": _Profile(pools=("sum",), reset="subtract", leaky=True),
+    "spikingjelly": _Profile(pools=("avg", "sum"), reset="zero", leaky=True, grouped_conv=False),
+}
+# sinabs' IAF differs from ours in two ways our IR cannot express; every export names them
+SINABS_LOSS = ("sinabs: MultiSpike emits floor(v/threshold) spikes in a step where v >= 2 thresholds (ours: one, "
+               "the rest later) and min_v_mem clamps v at -threshold (not in the equivalent network; measured)")
+_F32_ABOVE_1 = float(np.nextafter(np.float32(1.0), np.float32(2.0)))  # sinabs, SpikingJelly fire at v >= threshold
 _IF_TAU_STEPS = 2.0 ** 31  # snntorch: beta = 1 - 2^-31 is 1.0 in float32
 
 
@@ -79,13 +123,15 @@ def _per_unit(a: np.ndarray, shape: tuple[int, ...], name: str, what: str) -> np
 def library_equivalent(net: SpikingNetwork, target: str) -> tuple[SpikingNetwork, list[str]]:
     """The network ``target``'s importer will run, in our IR, and the list of what was lost on the way.
 
-    Exact folds (bias and threshold into the feeding layer, the readout scale into the last layer, an
-    average pool as a sum pool with ``1/k^2`` in the next weights for norse, the reverse for snntorch) keep every spike; the losses
-    (subtractive reset, initial membrane) are applied here too, so running this network on any backend
-    gives what the library will compute.
+    Exact folds (bias and threshold into the feeding layer, the readout scale into the last layer, a
+    pool the library lacks written as the one it has with the area factor in the next weights) keep every
+    spike; the losses (the reset the library lacks, the initial membrane) are applied here too, so running
+    this network on any backend gives what the library will compute. For sinabs, its multi-spikes and
+    membrane clamp are named in the list but not applied (our IR has neither).
     """
-    if target not in ("snntorch", "norse"):
+    if target not in PROFILES:
         raise NeurosimError(f"unknown NIR target {target!r}; valid: {', '.join(TARGETS)}")
+    prof = PROFILES[target]
     nodes = dict(net.nodes)
     lost: list[str] = []
     for k, n in net.nodes.items():
@@ -97,6 +143,9 @@ def library_equivalent(net: SpikingNetwork, target: str) -> tuple[SpikingNetwork
                                 "feed-forward chains only (no residual sums)")
         if isinstance(n, Neurons) and n.signed:
             raise NeurosimError(f"population {k!r} is signed: {target} has no negative spikes")
+        if isinstance(n, Conv2d) and n.groups != 1 and not prof.grouped_conv:
+            raise NeurosimError(f"node {k!r} (Conv2d with groups={n.groups}): {target} builds ungrouped "
+                                "convolutions only")
     for k, n in list(nodes.items()):
         if not isinstance(n, Neurons):
             continue
@@ -117,38 +166,50 @@ def library_equivalent(net: SpikingNetwork, target: str) -> tuple[SpikingNetwork
             n = dataclasses.replace(n, threshold=np.ones(1, np.float32), bias=np.zeros(1, np.float32),
                                     v_init=np.full(1, float(np.mean(v_init)), np.float32) if np.any(v_init) else
                                     np.zeros(1, np.float32), v_reset=float(n.v_reset / thr[0]))
-        if target == "norse" and n.leak != 1.0:
-            raise NeurosimError(f"population {k!r} is leaky (leak={n.leak:g}): the norse flavour writes IF neurons "
+        if n.leak != 1.0 and not prof.leaky:
+            raise NeurosimError(f"population {k!r} is leaky (leak={n.leak:g}): the {target} flavour writes IF neurons "
                                 "only (norse's LIF importer scales the input by dt/tau)")
-        if n.reset == "subtract":
+        if n.leak != 1.0 and target == "sinabs" and n.leak == 0.0:
+            raise NeurosimError(f"population {k!r} has leak 0, which sinabs' exp(-1/tau) decay cannot write")
+        if n.leak != 1.0 and target == "spikingjelly" and n.reset == "zero" and n.v_reset != 0:
+            raise NeurosimError(f"population {k!r}: a LIF with v_reset={n.v_reset:g}; SpikingJelly's LIF leaks "
+                                "towards v_reset, ours towards 0")
+        if n.reset == "subtract" and prof.reset == "zero":
             lost.append(f"{k}: reset by subtraction becomes reset to {n.v_reset:g}")
             n = dataclasses.replace(n, reset="zero")
+        elif n.reset == "zero" and prof.reset == "subtract":
+            lost.append(f"{k}: reset to {n.v_reset:g} becomes reset by subtraction")
+            n = dataclasses.replace(n, reset="subtract", v_reset=0.0)
         if np.any(n.v_init != 0):
             lost.append(f"{k}: initial membrane {float(np.mean(n.v_init)):.3g} (mean, in threshold units) dropped")
             n = dataclasses.replace(n, v_init=np.zeros(1, np.float32))
         nodes[k] = n
-    # norse has no average pool and snntorch no sum pool: write the other one, the factor k^2 folded into
-    # the weight layers the pool feeds (through Flatten)
-    swap = (AvgPool2d, SumPool2d) if target == "norse" else (SumPool2d, AvgPool2d)
+    # write a pool the library lacks as the one it has, the area factor folded into the weight layers the
+    # pool feeds (through Flatten)
     for k, n in list(nodes.items()):
-        if not isinstance(n, swap[0]):
+        if not isinstance(n, (AvgPool2d, SumPool2d)):
             continue
-        area = float(n.kernel_size[0] * n.kernel_size[1])
-        factor = 1.0 / area if target == "norse" else area
-        if target == "norse" and any(p != 0 for p in n.padding):
-            raise NeurosimError(f"node {k!r} ({n.kind} with padding): norse's sum pool takes no padding")
-        nodes[k] = swap[1](n.inputs, kernel_size=n.kernel_size, stride=n.stride, padding=n.padding)
-        todo = list(_consumers(net, k))
-        while todo:
-            c = todo.pop()
-            if isinstance(nodes[c], Flatten):
-                todo += _consumers(net, c)
-            elif isinstance(nodes[c], (Linear, Conv2d)):
-                m = nodes[c]
-                nodes[c] = dataclasses.replace(m, weight=(m.weight * factor).astype(np.float32))
-            else:
-                raise NeurosimError(f"node {k!r} ({n.kind}) feeds {c!r} ({type(nodes[c]).__name__}), not a weight "
-                                    f"layer: {target} has no {n.kind} to write it as")
+        kind = "avg" if isinstance(n, AvgPool2d) else "sum"
+        if kind not in prof.pools:
+            area = float(n.kernel_size[0] * n.kernel_size[1])
+            factor = 1.0 / area if kind == "avg" else area
+            new = (SumPool2d if kind == "avg" else AvgPool2d)(n.inputs, kernel_size=n.kernel_size, stride=n.stride,
+                                                              padding=n.padding)
+            todo = list(_consumers(net, k))
+            while todo:
+                c = todo.pop()
+                if isinstance(nodes[c], Flatten):
+                    todo += _consumers(net, c)
+                elif isinstance(nodes[c], (Linear, Conv2d)):
+                    m = nodes[c]
+                    nodes[c] = dataclasses.replace(m, weight=(m.weight * factor).astype(np.float32))
+                else:
+                    raise NeurosimError(f"node {k!r} ({n.kind}) feeds {c!r} ({type(nodes[c]).__name__}), not a weight "
+                                        f"layer: {target} has no {n.kind} to write it as")
+            nodes[k] = n = new
+        if isinstance(n, SumPool2d) and prof.unpadded_sum_pool and any(p != 0 for p in n.padding):
+            raise NeurosimError(f"node {k!r} (SumPool2d with padding, as written for {target}): {target}'s sum pool "
+                                "takes no padding")
     ro = net.readout
     if ro.kind == "membrane":
         node = nodes[ro.node]
@@ -160,6 +221,8 @@ def library_equivalent(net: SpikingNetwork, target: str) -> tuple[SpikingNetwork
             nodes[src] = _scale_rows(feed, np.broadcast_to(node.weights[0], (feed.weight.shape[0],)))
             del nodes[ro.node]
             ro = Readout(src, "membrane", ro.scale)
+    if target == "sinabs" and any(isinstance(n, Neurons) for n in nodes.values()):
+        lost.append(SINABS_LOSS)
     if net.encoding.kind == "poisson":
         lost.append("input: Poisson encoding is not part of the graph; feed the library +-1 spike trains "
                     "(neurosim.encoding.encode) instead of images")
@@ -174,6 +237,9 @@ def to_library_nir(net: SpikingNetwork, target: str, dt: float = 1e-4):
     eq, lost = library_equivalent(net, target)
     if lost:
         warnings.warn(f"NIR for {target}: {'; '.join(lost)}", NIRExportWarning, stacklevel=3)
+    if target == "sinabs":
+        dt = 1.0  # sinabs ignores r and reads tau in steps; its own exporter writes r = 1
+    per_sample_flatten = target in ("sinabs", "spikingjelly")  # they add the batch dim to NIR's start_dim
     nodes = {INPUT: nir.Input(input_type={"input": np.array(eq.input_shape)})}
     edges: list[tuple[str, str]] = []
     for k, n in eq.nodes.items():
@@ -189,15 +255,24 @@ def to_library_nir(net: SpikingNetwork, target: str, dt: float = 1e-4):
             cls = nir.AvgPool2d if isinstance(n, AvgPool2d) else nir.SumPool2d
             nodes[k] = cls(kernel_size=np.array(n.kernel_size), stride=np.array(n.stride), padding=np.array(n.padding))
         elif isinstance(n, Flatten):
-            nodes[k] = nir.Flatten(input_type={"input": np.array(eq.shapes[n.inputs[0]])}, start_dim=1, end_dim=-1)
+            nodes[k] = nir.Flatten(input_type={"input": np.array(eq.shapes[n.inputs[0]])},
+                                   start_dim=0 if per_sample_flatten else 1, end_dim=-1)
         elif isinstance(n, Neurons):
             ones, vr = np.ones(shp, np.float32), np.full(shp, n.v_reset, np.float32)
-            if target == "norse":
-                nodes[k] = nir.IF(r=ones, v_threshold=ones, v_reset=vr)
+            if target == "norse" or (n.leak == 1.0 and target in ("sinabs", "spikingjelly")):
+                thr = ones if target == "norse" else np.full(shp, _F32_ABOVE_1, np.float32)
+                nodes[k] = nir.IF(r=ones if target == "norse" else np.full(shp, 1.0 / dt, np.float32),
+                                  v_threshold=thr, v_reset=vr)
+            elif target == "sinabs":  # alpha = exp(-1/tau), tau in steps
+                tau = -1.0 / np.log(n.leak)
+                nodes[k] = nir.LIF(tau=np.full(shp, tau, np.float32), r=np.full(shp, tau, np.float32),
+                                   v_leak=np.zeros(shp, np.float32), v_threshold=np.full(shp, _F32_ABOVE_1, np.float32),
+                                   v_reset=vr)
             else:
                 tau = dt * _IF_TAU_STEPS if n.leak == 1.0 else dt / (1.0 - n.leak)
+                thr = np.full(shp, _F32_ABOVE_1, np.float32) if target == "spikingjelly" else ones
                 nodes[k] = nir.LIF(tau=np.full(shp, tau, np.float32), r=np.full(shp, tau / dt, np.float32),
-                                   v_leak=np.zeros(shp, np.float32), v_threshold=ones, v_reset=vr)
+                                   v_leak=np.zeros(shp, np.float32), v_threshold=thr, v_reset=vr)
         else:  # pragma: no cover - library_equivalent leaves only the kinds above
             raise NeurosimError(f"no {target} NIR mapping for {n.kind} {k!r}")
         edges += [(i, k) for i in n.inputs]
