@@ -107,7 +107,10 @@ def float_run(case):
 @pytest.mark.lava
 def test_float_equals_the_reference(case, float_run):
     name, net, x, ref = case
+    from tests.test_lava_backend import _children
+
     r = float_run
+    assert not _children()  # the Lava runtime is gone
     assert r.backend == "lava" and r.precision == "float" and r.batch == len(x) and r.lava_lanes == 2
     np.testing.assert_allclose(r.output, ref.output, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(r.trace, ref.trace, rtol=1e-5, atol=1e-5)
@@ -151,7 +154,9 @@ def test_fixed_point_within_the_derived_bound(case, fixed_run):
         assert abs(r.spike_counts[k] - c) <= 0.05 * c + 5, (k, r.spike_counts[k], c)
     q = r.quantization
     assert set(q["node"]) == {k for k, n in net.nodes.items() if not isinstance(n, (
-        Reshape, Transpose, Slice, Concat, Flatten, Constant, Add))} | {"readout"}
+        Reshape, Transpose, Slice, Concat, Flatten, Constant, Add))} | {"readout", "input"}
+    assert q.set_index("node").loc["input", "quantised"] == (
+        "token ids (exact integers)" if name == "zoo_transformer" else "analog input (16-bit, scale 2**-15)")
     assert (q["saturations"] == 0).all()
     syn = q[q["kind"].isin(["Linear", "TokenLinear", "Conv2d"])]
     assert (syn["weight_rel_rms_error"] > 0).all() and (syn["weight_rel_rms_error"] < 2.0 ** -(bits - 1)).all()

@@ -632,8 +632,12 @@ def simulate_transformer(net: SpikingNetwork, x, T: int, precision: str = "float
     if fixed:
         import pandas as pd
 
-        df = pd.DataFrame(qreport)
-        df["saturations"] = [sats.get(k, 0) for k in df["node"]]
+        what = ("token ids (exact integers)" if embeds else
+                f"analog input ({input_bits}-bit, scale 2**{int(math.log2(input_sigma))})" if direct else
+                "Poisson spikes (exact, +-1)")
+        df = pd.DataFrame([{"node": INPUT, "kind": "Input", "quantised": what,
+                            "out_log2_scale": math.log2(input_sigma)}] + qreport)
+        df["saturations"] = [in_sat if k == INPUT else sats.get(k, 0) for k in df["node"]]
         res.quantization = df
         res.input_saturations = in_sat
         res.lava_input_log2_scale = math.log2(input_sigma)
