@@ -300,3 +300,28 @@ def test_unsupported_is_refused_with_one_clear_error():
     net.encoding = Encoding("poisson")
     with pytest.raises(NeurosimError, match=r"^Embedding \('emb'\) on lava must read the direct-encoded input"):
         simulate_transformer(net, x, 2)
+
+
+@pytest.mark.parametrize("spikes", [False, True], ids=["graded-attention", "spiking-attention"])
+@pytest.mark.parametrize("name", ["vit_tiny", "bert_tiny", "gpt_tiny"])
+def test_converted_zoo_transformers_on_the_emulated_graph(name, spikes):
+    """The small zoo Transformers of tests/test_convert_transformer.py, converted with graded (MatMul of
+    two graded streams, Softmax into MatMul) or spiking attention: float equals the reference to 1e-5, fixed
+    point within the derived bound, no saturation (on the emulation, equal to the Lava run as tested above)."""
+    pytest.importorskip("lava")
+    import neurosim
+    from neurosim.backends._lava_transformer import simulate_transformer
+    from tests.test_convert_transformer import CASES as CONVERT_CASES
+
+    make, data = CONVERT_CASES[name]
+    m, x = make(), data()
+    net = neurosim.convert(m, x, attention_spikes=spikes)
+    xx = x[:4].numpy()
+    ref = net.run(xx, 4, backend="reference")
+    f = simulate_transformer(net, xx, 4, "float", emulate=True)
+    np.testing.assert_allclose(f.output, ref.output, rtol=1e-5, atol=1e-5)
+    assert f.spike_counts == ref.spike_counts
+    q = simulate_transformer(net, xx, 4, "fixed", emulate=True, calibration=x[8:16].numpy())
+    err = np.abs(q.output - ref.output).max() / np.abs(ref.output).max()
+    assert 0 < err <= 2 * _n_synaptic(net) * 2.0 ** -7, err
+    assert int(q.quantization["saturations"].sum()) == 0

@@ -178,6 +178,23 @@ def _weights(w: np.ndarray, bits: int, per_row: bool = False):
     return q, e, float(np.sqrt(np.mean((q * scale - w) ** 2)) / amax)
 
 
+def _calibrated_names(net: SpikingNetwork) -> set[str]:
+    """The nodes whose range sets a fixed-point scale: the graded operators' outputs (not Neurons, whose
+    spikes are exact, Softmax, whose scale is fixed, or Embedding, scaled by its table) and the routing
+    nodes read by an operator other than Neurons (whose input is in membrane units) or by the readout, and
+    every operand of a MatMul (its range sets the pre-shifts)."""
+    out = set()
+    for k, n in net.nodes.items():
+        if isinstance(n, OPERATORS) and not isinstance(n, (Neurons, Softmax, Embedding)):
+            out.add(k)
+        if isinstance(n, OPERATORS) and not isinstance(n, Neurons):
+            out |= {i for i in n.inputs if i != INPUT and (isinstance(net.nodes[i], ROUTING) or isinstance(n, MatMul))}
+    ro = net.readout.node
+    if isinstance(net.nodes[ro], ROUTING):
+        out.add(ro)
+    return out
+
+
 def _calibrate(net: SpikingNetwork, xc: np.ndarray, T: int, names: set[str]) -> dict[str, tuple[float, float]]:
     """``{node: (max |y_t|, max |mean_{s<=t} y_s|)}`` over ``T`` steps of the reference backend on ``xc``."""
     import torch
@@ -567,8 +584,7 @@ def simulate_transformer(net: SpikingNetwork, x, T: int, precision: str = "float
     if fixed:
         xc = x[:CALIBRATION_SAMPLES] if calibration is None else np.asarray(calibration, np.float32)
         xc = xc.reshape(-1, *net.input_shape)
-        names = {i for n in net.nodes.values() for i in n.inputs} | set(net.nodes) | {net.readout.node}
-        calib = _calibrate(net, xc, T, names)
+        calib = _calibrate(net, xc, T, _calibrated_names(net))
         if direct and not embeds:
             input_sigma = 2.0 ** (math.ceil(math.log2(max(float(np.abs(xc).max()), 1e-30))) - (input_bits - 1))
             q = np.rint(e / input_sigma)
