@@ -285,6 +285,10 @@ def test_unsupported_is_refused_with_one_clear_error():
     x = token_inputs(net, 2)
     with pytest.raises(NeurosimError, match=r"Embedding reads token ids, integers in \[0, 11\); got \[11.0"):
         simulate_transformer(net, np.where(x == x[0, 0], 11.0, x).astype(np.float32), 2)
+    with pytest.raises(NeurosimError, match=r"timesteps must be a positive integer, got 0"):
+        simulate_transformer(net, x, 0)
+    with pytest.raises(NeurosimError, match=r"inputs must have shape \[batch, 4\]"):
+        simulate_transformer(net, x[:, :3], 2)
     with pytest.raises(NeurosimError, match=r"no option 'vth_mant'"):
         simulate_transformer(net, x, 2, "fixed", vth_mant=64)
     with pytest.raises(NeurosimError, match=r"weight_bits must be an integer in \[2, 16\], got 0"):

@@ -567,7 +567,11 @@ def simulate_transformer(net: SpikingNetwork, x, T: int, precision: str = "float
     from neurosim.encoding import encode
     from neurosim.loihi.processes import warm_up
 
-    x = np.asarray(x, np.float32 if np.asarray(x).dtype != np.float64 else np.float64)
+    from neurosim.backends import batch_inputs
+
+    if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
+        raise NeurosimError(f"timesteps must be a positive integer, got {T!r}")
+    x = batch_inputs(net, x)  # [batch, *input_shape]: shape, empty batch, NaN/inf checked
     B, T = x.shape[0], int(T)
     fixed = precision == "fixed"
     direct = net.encoding.kind == "direct"
