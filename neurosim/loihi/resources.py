@@ -128,7 +128,13 @@ class _Rows:
         return len(self.bounds) - 1
 
 
-def _connectivity(net, low, tname):
+def _coo_cache(low) -> dict:
+    """Every term's synapse list ``(i, j, w)``, computed once: the connectivity and the output-axon check
+    both read them (they used to be lowered twice, the larger part of the map's time)."""
+    return {(tname, k): term.coo() for tname, tg in low.targets.items() for k, term in enumerate(tg.terms)}
+
+
+def _connectivity(net, low, tname, coos=None):
     """``(rows, fanin, synapses, n_axons)`` of target ``tname``: distinct source axons per neuron (global
     ids over all its sources), their count, and the synapse count per neuron."""
     tg = low.targets[tname]
@@ -140,8 +146,8 @@ def _connectivity(net, low, tname):
             off += term.n_in
     syn = np.zeros(n_out, np.int64)
     keys = []
-    for term in tg.terms:
-        i, j, _ = term.coo()
+    for k, term in enumerate(tg.terms):
+        i, j, _ = coos[(tname, k)] if coos is not None else term.coo()
         syn += np.bincount(j, minlength=n_out)
         keys.append(j.astype(np.int64) * max(off, 1) + i + offsets[term.source])
     key = np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
@@ -161,8 +167,9 @@ def map_network(net, chip: str = "loihi2", weight_bits: int = QUANT_WEIGHT_BITS)
     ax_in = lim["input_axons_per_core"] or 10 ** 12
     layers = []
     core_of: dict[str, np.ndarray] = {}
+    coos = _coo_cache(low)
     for tname in low.targets:
-        srcs, fanin, syn, n_axons_total = _connectivity(net, low, tname)
+        srcs, fanin, syn, n_axons_total = _connectivity(net, low, tname, coos)
         N = len(srcs)
         bits = syn * weight_bits
         k = int(max(1, math.ceil(fanin.max(initial=0) / ax_in), math.ceil(bits.max(initial=0) / bits_max)))
@@ -190,7 +197,7 @@ def map_network(net, chip: str = "loihi2", weight_bits: int = QUANT_WEIGHT_BITS)
     # output axons: each neuron sends one axon per destination core it reaches
     out_lim = lim["output_axons_per_core"]
     if out_lim:
-        extra = _output_axon_cores(net, low, core_of, out_lim)
+        extra = _output_axon_cores(net, low, core_of, out_lim, coos)
         for li, tname in enumerate(low.targets):
             if extra.get(tname):
                 layers[li].cores += extra[tname]
@@ -210,15 +217,15 @@ def map_network(net, chip: str = "loihi2", weight_bits: int = QUANT_WEIGHT_BITS)
                     supported=supported, note=note)
 
 
-def _output_axon_cores(net, low, core_of, out_lim) -> dict[str, int]:
+def _output_axon_cores(net, low, core_of, out_lim, coos=None) -> dict[str, int]:
     """Extra cores per source population so that no core sends more than ``out_lim`` axons (one per
     neuron and destination core it reaches)."""
     pairs: dict[str, list[np.ndarray]] = {}
     for t_index, (tname, tg) in enumerate(low.targets.items()):
-        for term in tg.terms:
+        for k, term in enumerate(tg.terms):
             if term.source not in core_of:
                 continue
-            i, j, _ = term.coo()
+            i, j, _ = coos[(tname, k)] if coos is not None else term.coo()
             dest = core_of[tname][j].astype(np.int64) + 1_000_000 * t_index
             pairs.setdefault(term.source, []).append(i.astype(np.int64) * 10 ** 9 + dest)
     extra = {}
@@ -250,18 +257,20 @@ def _pack_greedy(srcs, bits, n_max, bits_max, ax_max, n_axons, limited) -> list[
     """Contiguous cores under the neuron, memory and input-axon limits, neuron by neuron."""
     cores, cur, cur_bits, mask, n_set = [], 0, 0.0, np.zeros(n_axons, bool), 0
     for idx in range(len(srcs)):
+        row = srcs[idx]
+        n_new = int(np.count_nonzero(~mask[row])) if cur else len(row)  # axons this neuron adds to the core
         if cur:
-            n_new = int((~mask[srcs[idx]]).sum())
             over = ("neurons" if cur + 1 > n_max else "synaptic memory" if cur_bits + bits[idx] > bits_max
                     else "input axons" if n_set + n_new > ax_max else None)
             if over:
                 limited[over] += 1
                 cores.append(cur)
-                cur, cur_bits, mask, n_set = 0, 0.0, np.zeros_like(mask), 0
+                cur, cur_bits, n_set, n_new = 0, 0.0, 0, len(row)
+                mask[:] = False
         cur += 1
         cur_bits += bits[idx]
-        n_set += int((~mask[srcs[idx]]).sum())
-        mask[srcs[idx]] = True
+        n_set += n_new
+        mask[row] = True
     if cur:
         cores.append(cur)
     return cores
