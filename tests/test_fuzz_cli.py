@@ -48,6 +48,8 @@ BASE = {
     ("dram",): ["dram", "--preset", "ddr4_3200", "--trace", "T.trace"],
     ("mesh",): ["mesh", "NET.npz"],
     ("snn-cost",): ["snn-cost", "NET.npz"],
+    ("nir", "export"): ["nir", "export", "NET.npz", "OUT.nir", "--target", "sinabs"],
+    ("nir", "import"): ["nir", "import", "IN.nir", "OUT.npz"],
 }
 
 #: Values no numeric option accepts (0 is valid for some: seeds, patience, --workers 0).

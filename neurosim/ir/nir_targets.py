@@ -80,7 +80,7 @@ PROFILES = {
 }
 # sinabs' IAF differs from ours in two ways our IR cannot express; every export names them
 SINABS_LOSS = ("sinabs: MultiSpike emits floor(v/threshold) spikes in a step where v >= 2 thresholds (ours: one, "
-               "the rest later) and min_v_mem clamps v at -threshold (not in the equivalent network; measured)")
+               "the rest later) and min_v_mem clamps v at -threshold (not in the equivalent network, measured)")
 _F32_ABOVE_1 = float(np.nextafter(np.float32(1.0), np.float32(2.0)))  # sinabs, SpikingJelly fire at v >= threshold
 _IF_TAU_STEPS = 2.0 ** 31  # snntorch: beta = 1 - 2^-31 is 1.0 in float32
 
