@@ -158,15 +158,17 @@ def test_channel_weight_with_c_equal_w_broadcasts_along_w():
 
 
 def test_a_second_run_after_a_node_edit_uses_the_edited_network():
-    """Calibration reassigns a population's bias between runs (and a user may scale a weight in place):
-    the cached lowering must not be reused after either."""
+    """Calibration replaces a population by one with a new bias between runs (and a user may scale a
+    weight array in place): the cached lowering must not be reused after either."""
+    import dataclasses
+
     net = mlp(seed=3)
     x = np.random.default_rng(5).uniform(0, 1, (3, 16)).astype(np.float32)
     net.run(x, 8, backend="brian2")
-    net.nodes["n1"].bias = np.full(24, 0.3, np.float32)
+    net.nodes["n1"] = dataclasses.replace(net.nodes["n1"], bias=np.full(24, 0.3, np.float32))
     r = net.run(x, 8, backend="brian2")
     np.testing.assert_allclose(r.output, reference_run(net, x, 8)[0], atol=1e-5)
-    net.nodes["fc2"].weight *= 0.5  # numpy's in-place multiply, then the same array assigned back
+    net.nodes["fc2"].weight[...] *= 0.5  # numpy's in-place multiply of the node's array
     net.nodes["fc3"].weight[:] = net.nodes["fc3"].weight * -1.0  # in place only
     r = net.run(x, 8, backend="brian2")
     np.testing.assert_allclose(r.output, reference_run(net, x, 8)[0], atol=1e-5)

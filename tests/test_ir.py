@@ -155,13 +155,19 @@ def test_simresult_tables():
 
 
 def test_shapes_follow_node_edits():
-    """Derived state never goes stale: a reassigned, added or replaced node changes ``net.shapes`` at
-    once, and an edit that no longer fits is an error there, not a silently wrong shape."""
+    """Derived state never goes stale: an edited (``dataclasses.replace``), added or replaced node changes
+    ``net.shapes`` at once, and an edit that no longer fits is an error there, not a silently wrong shape.
+    Nodes are frozen, so an edit in place is an error, not a change the network misses."""
+    import dataclasses
+
     net = make_net(0)
     assert net.shapes["fc"] == (10,) and net.num_classes == 10
-    net.nodes["fc"].weight = np.ones((7, 4), np.float32)
-    net.nodes["fc"].bias = None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        net.nodes["fc"].weight = np.ones((7, 4), np.float32)
+    net.nodes["fc"] = dataclasses.replace(net.nodes["fc"], weight=np.ones((7, 4), np.float32), bias=None)
     assert net.shapes["fc"] == (7,) and net.num_classes == 7
+    with pytest.raises(NeurosimError, match="Linear bias must have shape"):
+        dataclasses.replace(net.nodes["fc"], bias=np.zeros(3))  # replace runs the checks again
     net.nodes["fc2"] = Linear(("fc",), weight=np.ones((3, 7)))
     assert net.shapes["fc2"] == (3,)
     net.nodes["fc"] = Linear(("flat",), weight=np.ones((5, 4)))

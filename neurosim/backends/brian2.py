@@ -430,8 +430,8 @@ _LOWERINGS: "weakref.WeakKeyDictionary[SpikingNetwork, tuple[str, Lowering]]" = 
 
 def _fingerprint(net: SpikingNetwork) -> str:
     """A digest of everything the lowering reads: the structure and every array's bytes. Nodes are
-    mutable (calibration reassigns biases, a user may edit a weight in place), so the cached lowering
-    is reused only while this digest is unchanged."""
+    frozen, but a network's node may be replaced (calibration: ``dataclasses.replace``) and a user may
+    edit a weight array in place, so the cached lowering is reused only while this digest is unchanged."""
     h = hashlib.blake2b(digest_size=16)
     h.update(json.dumps(net.to_dict(), sort_keys=True, default=str).encode())
     for k, n in net.nodes.items():

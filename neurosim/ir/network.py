@@ -54,11 +54,13 @@ class SpikingNetwork:
     def shapes(self) -> dict[str, tuple[int, ...]]:
         """Per-sample output shape of every node (and ``"input"``), checked against each node's inputs.
 
-        Derived from the nodes on demand and cached under their revisions (:class:`Node`), so an
-        edited, added or replaced node is seen at once (a shape that no longer fits raises here)."""
-        key = (self.input_shape, self.encoding.kind, tuple((k, id(n), getattr(n, "revision", 0))
-                                                           for k, n in self.nodes.items()))
-        if self._shapes_key != key:
+        Derived from the nodes on demand and cached under the node objects themselves (nodes are frozen,
+        :class:`Node`: an edit is a new object), so an added, removed or replaced node is seen at once
+        (a shape that no longer fits raises here)."""
+        key = (self.input_shape, self.encoding, tuple(self.nodes.items()))
+        old = self._shapes_key
+        if old is None or old[0] != key[0] or old[1] is not key[1] or len(old[2]) != len(key[2]) or \
+                any(a[0] != b[0] or a[1] is not b[1] for a, b in zip(old[2], key[2])):
             self._shapes = self._compute_shapes()
             self._shapes_key = key
         return self._shapes

@@ -4,7 +4,6 @@ the readout. A new node kind is a dataclass here, a rule in :mod:`neurosim.backe
 lowering per backend."""
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
@@ -43,30 +42,30 @@ def _broadcastable(arr: np.ndarray, shape: tuple[int, ...]) -> bool:
 
 # ---- nodes ------------------------------------------------------------------------------------------
 
-_REVISION = itertools.count(1)
+def _set(node, name: str, value) -> None:
+    """Normalise a field of a frozen node in its ``__post_init__`` (the only place a node changes)."""
+    object.__setattr__(node, name, value)
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class Node:
     """Base of all IR nodes. ``inputs`` names the nodes (or ``"input"``) this node reads at step t.
 
-    Nodes are mutable (calibration reassigns a population's ``bias``): every attribute assignment
-    gives the node a new, globally unique ``revision``, so what a network derives from its nodes
-    (``SpikingNetwork.shapes``) is recomputed after an edit instead of going stale.
+    Nodes are frozen: an edit is a new node, ``net.nodes[k] = dataclasses.replace(node, bias=...)``
+    (calibration does so), which runs the checks in ``__post_init__`` again; what a network derives from
+    its nodes (``SpikingNetwork.shapes``) follows the node objects, so it never goes stale. Array fields
+    are numpy arrays the node does not copy; treat them as read-only (a backend that caches a lowering,
+    Brian2, fingerprints their bytes).
     """
 
     inputs: tuple[str, ...]
     arity: ClassVar[int | None] = 1  # None: one or more inputs
     spiking: ClassVar[bool] = False  # emits 0/1 spikes
 
-    def __setattr__(self, name, value):
-        object.__setattr__(self, name, value)
-        object.__setattr__(self, "revision", next(_REVISION))
-
     def __post_init__(self):
         if isinstance(self.inputs, str):
-            self.inputs = (self.inputs,)
-        self.inputs = tuple(self.inputs)
+            _set(self, "inputs", (self.inputs,))
+        _set(self, "inputs", tuple(self.inputs))
         n = len(self.inputs)
         if self.arity is None and n < 1:
             raise NeurosimError(f"{type(self).__name__} needs at least one input, got none")
@@ -98,7 +97,7 @@ class Node:
         return int(sum(a.size for a in self.arrays().values()))
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class Linear(Node):
     """Dense synapses: ``y_t = W in_t + b``; ``weight`` [out, in], ``bias`` [out] or None."""
 
@@ -107,11 +106,11 @@ class Linear(Node):
 
     def __post_init__(self):
         super().__post_init__()
-        self.weight = _f32(self.weight, "weight", "Linear")
+        _set(self, "weight", _f32(self.weight, "weight", "Linear"))
         if self.weight.ndim != 2:
             raise NeurosimError(f"Linear weight must be 2-D [out, in], got shape {self.weight.shape}")
         if self.bias is not None:
-            self.bias = _f32(self.bias, "bias", "Linear")
+            _set(self, "bias", _f32(self.bias, "bias", "Linear"))
             if self.bias.shape != (self.weight.shape[0],):
                 raise NeurosimError(f"Linear bias must have shape ({self.weight.shape[0]},), got {self.bias.shape}")
 
@@ -126,7 +125,7 @@ def _conv_out(h: int, k: int, s: int, p: int, d: int = 1) -> int:
     return (h + 2 * p - d * (k - 1) - 1) // s + 1
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class Conv2d(Node):
     """2-D convolution synapses: ``y_t = W (*) in_t + b``; weight [C_out, C_in/groups, kH, kW]."""
 
@@ -139,17 +138,17 @@ class Conv2d(Node):
 
     def __post_init__(self):
         super().__post_init__()
-        self.weight = _f32(self.weight, "weight", "Conv2d")
+        _set(self, "weight", _f32(self.weight, "weight", "Conv2d"))
         if self.weight.ndim != 4:
             raise NeurosimError(f"Conv2d weight must be 4-D [C_out, C_in/groups, kH, kW], got {self.weight.shape}")
         if self.bias is not None:
-            self.bias = _f32(self.bias, "bias", "Conv2d")
+            _set(self, "bias", _f32(self.bias, "bias", "Conv2d"))
             if self.bias.shape != (self.weight.shape[0],):
                 raise NeurosimError(f"Conv2d bias must have shape ({self.weight.shape[0]},), got {self.bias.shape}")
-        self.stride = _pair(self.stride, "stride", "Conv2d")
-        self.padding = _pair(self.padding, "padding", "Conv2d")
-        self.dilation = _pair(self.dilation, "dilation", "Conv2d")
-        self.groups = int(self.groups)
+        _set(self, "stride", _pair(self.stride, "stride", "Conv2d"))
+        _set(self, "padding", _pair(self.padding, "padding", "Conv2d"))
+        _set(self, "dilation", _pair(self.dilation, "dilation", "Conv2d"))
+        _set(self, "groups", int(self.groups))
         if self.groups < 1 or self.weight.shape[0] % self.groups:
             raise NeurosimError(f"Conv2d groups={self.groups} must divide C_out={self.weight.shape[0]}")
 
@@ -165,7 +164,7 @@ class Conv2d(Node):
         return (self.weight.shape[0], h, w)
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class _Pool2d(Node):
     kernel_size: tuple[int, int] = (2, 2)
     stride: tuple[int, int] | None = None
@@ -174,9 +173,9 @@ class _Pool2d(Node):
     def __post_init__(self):
         super().__post_init__()
         n = type(self).__name__
-        self.kernel_size = _pair(self.kernel_size, "kernel_size", n)
-        self.stride = _pair(self.kernel_size if self.stride is None else self.stride, "stride", n)
-        self.padding = _pair(self.padding, "padding", n)
+        _set(self, "kernel_size", _pair(self.kernel_size, "kernel_size", n))
+        _set(self, "stride", _pair(self.kernel_size if self.stride is None else self.stride, "stride", n))
+        _set(self, "padding", _pair(self.padding, "padding", n))
         if min(self.kernel_size) < 1 or min(self.stride) < 1 or min(self.padding) < 0:
             raise NeurosimError(f"{n}: kernel_size and stride must be >= 1 and padding >= 0")
         if any(2 * p > k for p, k in zip(self.padding, self.kernel_size)):
@@ -193,17 +192,17 @@ class _Pool2d(Node):
         return (s[0], h, w)
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class AvgPool2d(_Pool2d):
     """Window mean of the input (zero padding counted in the divisor, torch's default)."""
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class SumPool2d(_Pool2d):
     """Window sum of the input."""
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class SpikeMaxPool2d(_Pool2d):
     """Spiking max-pool: ``y_t = maxpool(C_t) - maxpool(C_{t-1})``, ``C_t`` the input spike counts.
 
@@ -218,7 +217,7 @@ class SpikeMaxPool2d(_Pool2d):
     spiking: ClassVar[bool] = True
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class Flatten(Node):
     """Row-major flatten of the whole per-sample shape (torch.flatten(x, 1))."""
 
@@ -227,7 +226,7 @@ class Flatten(Node):
         return (int(np.prod(s)),)
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class Add(Node):
     """Weighted sum of one or more same-shaped inputs: ``y_t = sum_k weights[k] * in_t^(k)``.
 
@@ -244,7 +243,7 @@ class Add(Node):
         w = self.weights if self.weights is not None else [1.0] * len(self.inputs)
         if len(w) != len(self.inputs):
             raise NeurosimError(f"Add has {len(self.inputs)} inputs but {len(w)} weights")
-        self.weights = tuple(_f32(x, "weights", "Add") for x in w)
+        _set(self, "weights", tuple(_f32(x, "weights", "Add") for x in w))
 
     def out_shape(self, in_shapes):
         if len(set(in_shapes)) != 1:
@@ -264,7 +263,7 @@ class Add(Node):
 RESETS = ("subtract", "zero")
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class Neurons(Node):
     """A population of IF (``leak == 1``) or LIF neurons; see the module docstring for the update.
 
@@ -288,25 +287,25 @@ class Neurons(Node):
 
     def __post_init__(self):
         super().__post_init__()
-        self.shape = tuple(int(s) for s in self.shape)
+        _set(self, "shape", tuple(int(s) for s in self.shape))
         if not self.shape or min(self.shape) < 1:
             raise NeurosimError(f"Neurons shape must be non-empty and positive, got {self.shape}")
-        self.threshold = _f32(self.threshold, "threshold", "Neurons")
-        self.bias = _f32(self.bias, "bias", "Neurons")
-        self.v_init = _f32(self.v_init, "v_init", "Neurons")
+        _set(self, "threshold", _f32(self.threshold, "threshold", "Neurons"))
+        _set(self, "bias", _f32(self.bias, "bias", "Neurons"))
+        _set(self, "v_init", _f32(self.v_init, "v_init", "Neurons"))
         for name in ("threshold", "bias", "v_init"):
             a = getattr(self, name)
             if not _broadcastable(a, self.shape):
                 raise NeurosimError(f"Neurons {name} of shape {a.shape} does not broadcast to {self.shape}")
         if not np.all(self.threshold > 0) or not np.all(np.isfinite(self.threshold)):
             raise NeurosimError("Neurons threshold must be positive and finite")
-        self.leak = float(self.leak)
+        _set(self, "leak", float(self.leak))
         if not 0.0 <= self.leak <= 1.0:
             raise NeurosimError(f"Neurons leak must lie in [0, 1] (1 = IF), got {self.leak}")
         if self.reset not in RESETS:
             raise NeurosimError(f"Neurons reset {self.reset!r} unknown; valid: {', '.join(RESETS)}")
-        self.v_reset = float(self.v_reset)
-        self.signed = bool(self.signed)
+        _set(self, "v_reset", float(self.v_reset))
+        _set(self, "signed", bool(self.signed))
         if self.signed and self.reset != "subtract":
             raise NeurosimError("signed Neurons need reset='subtract' (a negative spike adds the threshold back)")
 
@@ -335,7 +334,7 @@ ENCODINGS = ("direct", "poisson")
 READOUTS = ("membrane", "spike_count")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Encoding:
     """How a sample ``x`` becomes the input node's output ``e_t`` (module docstring, step 1).
 
@@ -350,12 +349,12 @@ class Encoding:
     def __post_init__(self):
         if self.kind not in ENCODINGS:
             raise NeurosimError(f"unknown encoding {self.kind!r}; valid: {', '.join(ENCODINGS)}")
-        self.max_value = float(self.max_value)
+        _set(self, "max_value", float(self.max_value))
         if not self.max_value > 0:
             raise NeurosimError(f"encoding max_value must be positive, got {self.max_value}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Readout:
     """What the network's output is: ``scale * A_T / T`` with ``A`` accumulating node ``node``.
 
@@ -370,7 +369,7 @@ class Readout:
     def __post_init__(self):
         if self.kind not in READOUTS:
             raise NeurosimError(f"unknown readout {self.kind!r}; valid: {', '.join(READOUTS)}")
-        self.scale = float(self.scale)
+        _set(self, "scale", float(self.scale))
 
 
 # ---- Transformer operators (issue 13) -----------------------------------------------------------------
@@ -399,7 +398,7 @@ def _axis(axis: int, ndim: int, node: str) -> int:
     return axis % ndim
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class Embedding(Node):
     """Token input encoding: ``y_t = weight[ids]`` with ``ids = in_t`` (integer token ids as floats).
 
@@ -412,7 +411,7 @@ class Embedding(Node):
 
     def __post_init__(self):
         super().__post_init__()
-        self.weight = _f32(self.weight, "weight", "Embedding")
+        _set(self, "weight", _f32(self.weight, "weight", "Embedding"))
         if self.weight.ndim != 2:
             raise NeurosimError(f"Embedding weight must be 2-D [vocab, D], got shape {self.weight.shape}")
 
@@ -423,7 +422,7 @@ class Embedding(Node):
         return (s[0], self.weight.shape[1])
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class Constant(Node):
     """A constant input (class token, position embedding, a bias map): ``y_t = value``; no inputs."""
 
@@ -432,7 +431,7 @@ class Constant(Node):
 
     def __post_init__(self):
         super().__post_init__()
-        self.value = _f32(self.value, "value", "Constant")
+        _set(self, "value", _f32(self.value, "value", "Constant"))
         if self.value.ndim < 1 or self.value.size < 1:
             raise NeurosimError(f"Constant value must be a non-empty array, got shape {self.value.shape}")
 
@@ -440,7 +439,7 @@ class Constant(Node):
         return tuple(int(s) for s in self.value.shape)
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class Reshape(Node):
     """Row-major reshape of the per-sample value to ``shape`` (head split/merge, patch grid to tokens)."""
 
@@ -448,7 +447,7 @@ class Reshape(Node):
 
     def __post_init__(self):
         super().__post_init__()
-        self.shape = tuple(int(s) for s in self.shape)
+        _set(self, "shape", tuple(int(s) for s in self.shape))
         if not self.shape or min(self.shape) < 1:
             raise NeurosimError(f"Reshape shape must be non-empty and positive, got {self.shape}")
 
@@ -459,7 +458,7 @@ class Reshape(Node):
         return self.shape
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class Transpose(Node):
     """Permutation of the per-sample axes: ``y = in.permute(perm)`` (batch excluded)."""
 
@@ -467,7 +466,7 @@ class Transpose(Node):
 
     def __post_init__(self):
         super().__post_init__()
-        self.perm = tuple(int(p) for p in self.perm)
+        _set(self, "perm", tuple(int(p) for p in self.perm))
         if sorted(self.perm) != list(range(len(self.perm))) or len(self.perm) < 2:
             raise NeurosimError(f"Transpose perm must be a permutation of 0..n-1 (n >= 2), got {self.perm}")
 
@@ -478,7 +477,7 @@ class Transpose(Node):
         return tuple(s[p] for p in self.perm)
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class Slice(Node):
     """``y = in[..., start:stop, ...]`` along per-sample ``axis`` (Q/K/V split, the class token)."""
 
@@ -488,7 +487,8 @@ class Slice(Node):
 
     def __post_init__(self):
         super().__post_init__()
-        self.axis, self.start, self.stop = int(self.axis), int(self.start), int(self.stop)
+        for name in ("axis", "start", "stop"):
+            _set(self, name, int(getattr(self, name)))
 
     def out_shape(self, in_shapes):
         (s,) = in_shapes
@@ -498,7 +498,7 @@ class Slice(Node):
         return s[:ax] + (self.stop - self.start,) + s[ax + 1:]
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class Concat(Node):
     """Concatenation of the inputs along per-sample ``axis`` (class token before the patches)."""
 
@@ -507,7 +507,7 @@ class Concat(Node):
 
     def __post_init__(self):
         super().__post_init__()
-        self.axis = int(self.axis)
+        _set(self, "axis", int(self.axis))
 
     def out_shape(self, in_shapes):
         nd = len(in_shapes[0])
@@ -519,7 +519,7 @@ class Concat(Node):
         return s0[:ax] + (sum(s[ax] for s in in_shapes),) + s0[ax + 1:]
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class TokenLinear(Node):
     """Token-wise dense synapses: ``y_t = in_t W^T + b`` on the last axis of ``[..., in]`` (every token
     shares ``W`` [out, in]; ``b`` [out] or None is a constant current)."""
@@ -529,11 +529,11 @@ class TokenLinear(Node):
 
     def __post_init__(self):
         super().__post_init__()
-        self.weight = _f32(self.weight, "weight", "TokenLinear")
+        _set(self, "weight", _f32(self.weight, "weight", "TokenLinear"))
         if self.weight.ndim != 2:
             raise NeurosimError(f"TokenLinear weight must be 2-D [out, in], got shape {self.weight.shape}")
         if self.bias is not None:
-            self.bias = _f32(self.bias, "bias", "TokenLinear")
+            _set(self, "bias", _f32(self.bias, "bias", "TokenLinear"))
             if self.bias.shape != (self.weight.shape[0],):
                 raise NeurosimError(f"TokenLinear bias must have shape ({self.weight.shape[0]},), "
                                     f"got {self.bias.shape}")
@@ -550,7 +550,7 @@ class _OnAccumulated(Node):
     """Marker base: the node keeps running sums of its inputs (see the section comment above)."""
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class MatMul(_OnAccumulated):
     """The product of two streams: on running sums ``A_t``, ``B_t`` of the inputs,
 
@@ -569,7 +569,8 @@ class MatMul(_OnAccumulated):
 
     def __post_init__(self):
         super().__post_init__()
-        self.transpose_b, self.scale = bool(self.transpose_b), float(self.scale)
+        _set(self, "transpose_b", bool(self.transpose_b))
+        _set(self, "scale", float(self.scale))
         if not np.isfinite(self.scale):
             raise NeurosimError(f"MatMul scale must be finite, got {self.scale}")
 
@@ -589,7 +590,7 @@ class MatMul(_OnAccumulated):
         return a[:-2] + (m, n)
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class Softmax(_OnAccumulated):
     """Softmax over the last axis on accumulated input: ``g_t = t softmax(S_t / t)``, ``y_t = g_t - g_{t-1}``.
 
@@ -601,7 +602,7 @@ class Softmax(_OnAccumulated):
 
     def __post_init__(self):
         super().__post_init__()
-        self.causal = bool(self.causal)
+        _set(self, "causal", bool(self.causal))
 
     def out_shape(self, in_shapes):
         (s,) = in_shapes
@@ -610,7 +611,7 @@ class Softmax(_OnAccumulated):
         return s
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class LayerNorm(_OnAccumulated):
     """LayerNorm over the last axis on accumulated input: ``g_t = t LN(S_t / t)``, ``y_t = g_t - g_{t-1}``,
     ``LN(x) = (x - mean) / sqrt(var + eps) * weight + bias`` (biased variance, as torch)."""
@@ -621,12 +622,12 @@ class LayerNorm(_OnAccumulated):
 
     def __post_init__(self):
         super().__post_init__()
-        self.weight = _f32(self.weight, "weight", "LayerNorm")
-        self.bias = _f32(np.zeros_like(self.weight) if self.bias is None else self.bias, "bias", "LayerNorm")
+        _set(self, "weight", _f32(self.weight, "weight", "LayerNorm"))
+        _set(self, "bias", _f32(np.zeros_like(self.weight) if self.bias is None else self.bias, "bias", "LayerNorm"))
         if self.weight.ndim != 1 or self.bias.shape != self.weight.shape:
             raise NeurosimError(f"LayerNorm weight and bias must be 1-D of one size, got {self.weight.shape} "
                                 f"and {self.bias.shape}")
-        self.eps = float(self.eps)
+        _set(self, "eps", float(self.eps))
         if not self.eps > 0:
             raise NeurosimError(f"LayerNorm eps must be positive, got {self.eps}")
 
@@ -640,7 +641,7 @@ class LayerNorm(_OnAccumulated):
 ACTIVATION_FNS = ("gelu", "gelu_tanh", "silu", "tanh")
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class Activation(_OnAccumulated):
     """An elementwise nonlinearity on accumulated input: ``g_t = t f(S_t / t)``, ``y_t = g_t - g_{t-1}``;
     ``fn`` one of :data:`ACTIVATION_FNS` (GELU erf / tanh form, SiLU, tanh). A ReLU is not this node:
