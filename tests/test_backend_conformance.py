@@ -48,10 +48,10 @@ def _inputs(net):
 LIBRARY = {"zoo_direct": zoo_direct, "zoo_poisson": zoo_poisson, "zoo_transformer": zoo_transformer}
 #: backends that claim the Transformer operators (issue 13); every other backend must refuse a network with
 #: them with one "unsupported operator <node> on <backend>" error
-TRANSFORMER_BACKENDS = {"reference", "snntorch"}
-# batch_size per net: two chunks for the direct net; the Poisson net in one chunk, since snntorch draws
-# each chunk's spikes separately (Lava, Brian2 and the reference draw the whole batch at once)
-BATCH = {"zoo_direct": 2, "zoo_poisson": None, "zoo_transformer": 2}
+TRANSFORMER_BACKENDS = {"reference", "snntorch", "lava"}
+# batch_size per net: two chunks each; the driver encodes the whole batch once (neurosim/backends/base.py),
+# so a chunked Poisson run sees the reference's spikes on every backend
+BATCH = {"zoo_direct": 2, "zoo_poisson": 2, "zoo_transformer": 2}
 
 
 def _backend_params():

@@ -329,3 +329,23 @@ def test_converted_zoo_transformers_on_the_emulated_graph(name, spikes):
     err = np.abs(q.output - ref.output).max() / np.abs(ref.output).max()
     assert 0 < err <= 2 * _n_synaptic(net) * 2.0 ** -7, err
     assert int(q.quantization["saturations"].sum()) == 0
+
+
+def test_the_lava_backend_runs_transformer_graphs_and_refuses_the_other_graphs_options():
+    """``net.run(backend="lava")`` takes a network with Transformer operators to their processes (the
+    conformance suite checks the numbers); each graph's fixed-point options are refused on the other,
+    before anything is built."""
+    pytest.importorskip("lava")
+    from tests.backend_nets import zoo_direct
+
+    net = zoo_transformer()
+    x = token_inputs(net, 2)
+    r = net.run(x, 3, backend="lava", precision="fixed", lanes=2)
+    assert r.backend == "lava" and r.lava_lanes == 2 and "quantised" in r.quantization.columns
+    with pytest.raises(NeurosimError, match=r"^lava option 'vth_mant' does not apply to a network with Transformer"):
+        net.run(x, 3, backend="lava", precision="fixed", vth_mant=64)
+    with pytest.raises(NeurosimError, match=r"chunk_steps and progress apply to networks without them"):
+        net.run(x, 3, backend="lava", chunk_steps=1)
+    cnn = zoo_direct()
+    with pytest.raises(NeurosimError, match=r"^lava option 'weight_bits' does not apply to a network without"):
+        cnn.run(np.zeros((1, *cnn.input_shape), np.float32), 3, backend="lava", precision="fixed", weight_bits=4)

@@ -530,7 +530,7 @@ def lane_bytes(net: SpikingNetwork) -> int:
 def simulate_transformer(net: SpikingNetwork, x, T: int, precision: str = "float", *, seed: int = 0,
                          record_trace: bool = False, batch_size: int | None = None, lanes: int | None = None,
                          calibration=None, weight_bits: int = 8, weight_exponent: str = "row", input_bits: int = 16,
-                         emulate: bool = False, **fixed_opts) -> SimResult:
+                         emulate: bool = False, encoded=None, **fixed_opts) -> SimResult:
     """Run ``net`` (with Transformer operators) on Lava for ``T`` steps on ``x`` [batch, *input_shape].
 
     ``lanes``: samples side by side in every process (default: the whole ``batch_size`` chunk, as far as
@@ -541,6 +541,8 @@ def simulate_transformer(net: SpikingNetwork, x, T: int, precision: str = "float
     one per layer, as the Lava CNN backend), ``emulate``: step the same processes' kernels and wires in
     this process instead of a Lava runtime (a diagnostic: the same arithmetic, bit for bit, without the
     runtime; ``tests/test_lava_transformer.py`` checks that both agree exactly),
+    ``encoded``: the input node's output per step ``[T, batch, *input_shape]`` (the backend driver's
+    Poisson spikes, so the ``lava`` backend sees the same spikes as every other; default: encoded here),
     ``input_bits`` (a direct analog input, default 16; token ids are exact). The result carries
     ``quantization`` (a DataFrame per operator) for ``fixed``, and ``lava_processes``, ``lava_lanes``,
     ``lava_steps``, ``lava_runs``.
@@ -581,9 +583,10 @@ def simulate_transformer(net: SpikingNetwork, x, T: int, precision: str = "float
     if direct:
         e = x.reshape(B, 1, -1).astype(np.float64)
     else:
-        gen = torch.Generator().manual_seed(int(seed))
-        enc, _ = encode(net.encoding, torch.as_tensor(x), T, generator=gen)
-        e = enc.numpy().reshape(T, B, -1).transpose(1, 0, 2).astype(np.float64)
+        if encoded is None:
+            encoded, _ = encode(net.encoding, torch.as_tensor(x), T, generator=torch.Generator().manual_seed(int(seed)))
+        enc = np.asarray(encoded.numpy() if hasattr(encoded, "numpy") else encoded)
+        e = enc.reshape(T, B, -1).transpose(1, 0, 2).astype(np.float64)
     calib, input_sigma, in_sat = {}, 1.0, 0
     if fixed:
         xc = x[:CALIBRATION_SAMPLES] if calibration is None else np.asarray(calibration, np.float32)
@@ -647,8 +650,8 @@ def simulate_transformer(net: SpikingNetwork, x, T: int, precision: str = "float
                     neurons=neurons, firing_rates={k: spike_counts[k] / (neurons[k] * T * B) for k in neurons},
                     synops=syn_out, backend="lava", precision=precision, batch=B, wall_s=wall,
                     trace=trace.transpose(1, 0, 2).astype(np.float32) if record_trace else None)
-    res.lava_processes, res.lava_lanes, res.lava_steps, res.lava_runs = nproc, used, steps, runs
-    res.lava_steps_per_sample = T
+    res.extras.update(lava_processes=nproc, lava_lanes=used, lava_steps=steps, lava_runs=runs,
+                      lava_steps_per_sample=T)
     if fixed:
         import pandas as pd
 
@@ -658,7 +661,5 @@ def simulate_transformer(net: SpikingNetwork, x, T: int, precision: str = "float
         df = pd.DataFrame([{"node": INPUT, "kind": "Input", "quantised": what,
                             "out_log2_scale": math.log2(input_sigma)}] + qreport)
         df["saturations"] = [in_sat if k == INPUT else sats.get(k, 0) for k in df["node"]]
-        res.quantization = df
-        res.input_saturations = in_sat
-        res.lava_input_log2_scale = math.log2(input_sigma)
+        res.extras.update(quantization=df, input_saturations=in_sat, lava_input_log2_scale=math.log2(input_sigma))
     return res

@@ -716,8 +716,27 @@ class _Program:
         return B
 
 
-def prepare(net: SpikingNetwork, precision: str = "float", *, vth_mant: int = 1024, input_bits: int = 8,
-            input_scale: float | None = None, lanes: int | None = None) -> _Program:
+class _TransformerProgram:
+    """A network with Transformer operators: run by :func:`neurosim.backends._lava_transformer.simulate_transformer`
+    (its own processes per operator); the whole batch goes to it, it batches itself."""
+
+    def __init__(self, net: SpikingNetwork, precision: str, lanes: int | None, options: dict):
+        self.net, self.precision, self.lanes, self.options = net, precision, lanes, options
+        self.batch_size = None
+
+    def plan(self, B: int, T: int, batch_size: int | None) -> int:
+        self.batch_size = batch_size
+        return B
+
+
+#: options of the CNN/MLP graph only, and of the Transformer graph only (their defaults: not asked for)
+_CNN_ONLY = {"vth_mant": 1024, "input_scale": None}
+_TRANSFORMER_ONLY = {"weight_bits": 8, "weight_exponent": "row", "calibration": None}
+
+
+def prepare(net: SpikingNetwork, precision: str = "float", *, vth_mant: int = 1024, input_bits: int | None = None,
+            input_scale: float | None = None, lanes: int | None = None, weight_bits: int = 8,
+            weight_exponent: str = "row", calibration=None) -> _Program:
     """Lava processes (Dense/Conv + subtractive-reset neurons) on Loihi2SimCfg, float or bit-accurate
     fixed point.
 
@@ -731,12 +750,33 @@ def prepare(net: SpikingNetwork, precision: str = "float", *, vth_mant: int = 10
     that sample alone (:func:`_sample_step`; signed samples one bit less), so no sample changes another's
     result; samples with one step share a Lava run, ``result.lava_input_steps`` lists the steps). The
     result carries ``quantization`` (a DataFrame per layer, of the largest run) for ``fixed``.
-    """
-    from neurosim.backends._transformer import refuse
 
-    refuse(net, "lava")  # Transformer operators: one clear error before anything is built
+    A network with Transformer operators runs on their own processes
+    (:func:`neurosim.backends._lava_transformer.simulate_transformer`): ``weight_bits``,
+    ``weight_exponent``, ``calibration`` and ``input_bits`` (default 16 there) are its fixed-point options;
+    ``vth_mant`` and ``input_scale`` are the CNN/MLP graph's. Asking one graph for the other's options is
+    one clear error.
+    """
+    from neurosim.backends._lava_transformer import check_supported, has_transformer_nodes
+
+    given = dict(vth_mant=vth_mant, input_scale=input_scale, weight_bits=weight_bits,
+                 weight_exponent=weight_exponent, calibration=calibration)
+    transformer = has_transformer_nodes(net)
+    other = _CNN_ONLY if transformer else _TRANSFORMER_ONLY
+    for k, default in other.items():
+        if given[k] is not default and given[k] != default:
+            kind = "a network with Transformer operators" if transformer else "a network without Transformer operators"
+            raise NeurosimError(f"lava option {k!r} does not apply to {kind}; its fixed-point options: "
+                                f"{', '.join(k2 for k2 in given if k2 not in other)}, input_bits")
+    if transformer:
+        check_supported(net)  # one clear error before anything is built
+        _import_lava()
+        opts = dict(weight_bits=weight_bits, weight_exponent=weight_exponent, calibration=calibration)
+        if input_bits is not None:
+            opts["input_bits"] = input_bits
+        return _TransformerProgram(net, precision, check_lanes(lanes), opts)
     _import_lava()
-    return _Program(net, precision, vth_mant, input_bits, input_scale, check_lanes(lanes))
+    return _Program(net, precision, vth_mant, 8 if input_bits is None else input_bits, input_scale, check_lanes(lanes))
 
 
 def simulate(program: _Program, batch, *, record_trace: bool = False, chunk_steps: int | None = None,
@@ -747,6 +787,8 @@ def simulate(program: _Program, batch, *, record_trace: bool = False, chunk_step
 
     Fixed point quantises each direct-current sample with its own step and groups the samples that share
     one (:func:`prepare`); the input SynOps count the quantised input's nonzero values."""
+    if isinstance(program, _TransformerProgram):
+        return _simulate_transformer(program, batch, record_trace, chunk_steps, progress)
     net, T, fixed = program.net, batch.timesteps, program.fixed
     vth_mant, input_bits, input_scale, lanes = program.vth_mant, program.input_bits, program.input_scale, program.lanes
     x = batch.x.numpy().astype(np.float32)  # [batch, *input_shape], checked by the driver
@@ -826,6 +868,19 @@ def simulate(program: _Program, batch, *, record_trace: bool = False, chunk_step
         extras["quantization"] = df
     return Activity(output=outs.astype(np.float32), trace=traces.astype(np.float32) if record_trace else None,
                     events=events, spike_counts=counts, extras=extras)
+
+
+def _simulate_transformer(program: _TransformerProgram, batch, record_trace: bool, chunk_steps, progress) -> Activity:
+    from neurosim.backends._lava_transformer import simulate_transformer
+
+    if chunk_steps is not None or progress is not None:
+        raise NeurosimError("lava runs a network with Transformer operators in one piece: chunk_steps and progress "
+                            "apply to networks without them")
+    res = simulate_transformer(program.net, batch.x.numpy(), batch.timesteps, program.precision,
+                               record_trace=record_trace, batch_size=program.batch_size, lanes=program.lanes,
+                               encoded=None if batch.const else batch.encoded, **program.options)
+    return Activity(output=res.output, trace=res.trace, spike_counts=res.spike_counts,
+                    synops={k: v * res.batch for k, v in res.synops.items()}, extras=res.extras)
 
 
 run = register_backend("lava", precisions=("float", "fixed"),
