@@ -142,9 +142,28 @@ def spikingjelly_runs(converted, tmp_path_factory):
     nets, x = converted
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        graphs = {m: net.to_nir(target="spikingjelly") for m, net in nets.items()}
+        graphs = {m: net.to_nir(target="spikingjelly") for m, net in {**nets, "residual": residual_net()}.items()}
     outs = run_spikingjelly(graphs, x, T, tmp_path_factory.mktemp("sj"))
     return {m: (graphs[m], outs[m]) for m in graphs}
+
+
+def residual_net() -> SpikingNetwork:
+    """conv -> IF -> conv, plus an identity shortcut of the first population's spikes with a per-channel
+    weight -> Add -> IF -> AvgPool2d -> Linear, on (1, 8, 8) digits: every kind of residual input."""
+    from neurosim.ir import Add, AvgPool2d, Conv2d, Flatten, Linear, Neurons, Readout
+
+    rng = np.random.default_rng(0)
+    c = 4
+    return SpikingNetwork((1, 8, 8), {
+        "conv1": Conv2d(("input",), weight=rng.normal(0, .3, (c, 1, 3, 3)), bias=rng.normal(0, .05, c), padding=1),
+        "n1": Neurons(("conv1",), shape=(c, 8, 8), threshold=rng.uniform(.7, 1.3, (c, 1, 1)), v_init=0.5),
+        "conv2": Conv2d(("n1",), weight=rng.normal(0, .4, (c, c, 3, 3)), bias=rng.normal(0, .05, c), padding=1),
+        "res": Add(("conv2", "n1"), weights=[np.float32(1.0), rng.uniform(.5, 1.0, (c, 1, 1))]),
+        "n2": Neurons(("res",), shape=(c, 8, 8), threshold=1.2, v_init=0.5),
+        "pool": AvgPool2d(("n2",), kernel_size=2),
+        "flat": Flatten(("pool",)),
+        "fc": Linear(("flat",), weight=rng.normal(0, .5, (10, c * 16)), bias=rng.normal(0, .05, 10)),
+    }, Readout("fc", "membrane"))
 
 
 LOSSES = {"snntorch": "reset by subtraction becomes reset to 0.*initial membrane",
@@ -326,3 +345,27 @@ def test_the_cli_writes_each_flavour_and_reads_it_back(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and "valid: nir, snntorch, norse, sinabs, spikingjelly" in err[0]
     assert not (tmp_path / "l.nir").exists() and not (tmp_path / "x.npz").exists()
+
+
+@pytest.mark.parametrize("target", ["snntorch", "spikingjelly", "norse", "sinabs"])
+def test_a_residual_sum_crosses_where_the_importer_runs_a_dag_in_order(converted, target, request):
+    """A residual Add is written as edges into the population it feeds (every importer sums them), its
+    weights folded into the layers that feed it and an identity shortcut written as a 1x1 convolution:
+    snntorch and SpikingJelly (nirtorch.nir_to_torch) run it exactly as the equivalent; norse and sinabs
+    (nirtorch.load, a depth-first executor) are refused with the reason."""
+    net, (_, x) = residual_net(), converted
+    if target in ("norse", "sinabs"):
+        with pytest.raises(NeurosimError, match="'res' \\(Add of 2 inputs\\).*depth-first"):
+            net.to_nir(target=target)
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graph = net.to_nir(target=target)
+    assert "res" not in graph.nodes and {("conv2", "n2"), ("res_in1", "n2")} <= set(graph.edges)
+    eq, _ = library_equivalent(net, target)
+    ours = eq.run(x, T)
+    theirs = (request.getfixturevalue("spikingjelly_runs")["residual"][1] if target == "spikingjelly"
+              else run_library(target, graph, x, T, None))
+    assert (theirs.argmax(1) == ours.predictions).mean() == 1.0
+    np.testing.assert_allclose(theirs / T, ours.output / eq.readout.scale, rtol=1e-4, atol=1e-4)
+    assert ours.output.std() > 0.05  # the network computes something

@@ -36,14 +36,19 @@ snntorch 1.0.0's ``snntorch.import_nir.import_from_nir`` with nirtorch 2.6, nors
 * snntorch and norse apply ``Flatten(start_dim)`` to batched tensors, so their flavours write
   ``start_dim=1``.
 
-None of the libraries starts from a membrane other than 0; they know no neuron bias, signed spike, spiking
-max-pool or residual sum, and all but sinabs need one threshold per layer. What can be folded is,
+None of the libraries starts from a membrane other than 0; they know no neuron bias, signed spike or spiking
+max-pool, and all but sinabs need one threshold per layer. A residual Add is written as edges into the
+population it feeds (NIR sums the edges that enter a node), its input weights folded into the layers that
+feed it and an identity shortcut of spikes written as a 1x1 convolution (``ADD_inJ``): snntorch and
+SpikingJelly build with ``nirtorch.nir_to_torch`` (torch.fx, topological order) and run it exactly; norse
+and sinabs build with ``nirtorch.load``, whose executor orders nodes depth-first, so a population after a
+residual sum runs before its shorter branch: refused. What can be folded is,
 exactly: a population's bias and per-neuron threshold move into the layer that feeds it (weights and bias
 divided by the threshold, which leaves every spike unchanged), a readout scale into the last layer. What
 cannot be expressed is listed in one warning (subtractive reset becomes reset to 0, or a reset to 0
 becomes subtraction for sinabs; an initial membrane is dropped; sinabs' multi-spikes and clamp), and what
-would change the network beyond that (signed neurons, spiking max-pool, a residual Add, a population fed
-by anything but a weight layer) is refused with the node named.
+would change the network beyond that (signed neurons, spiking max-pool, a residual Add for norse and
+sinabs, a population fed by anything but weight layers) is refused with the node named.
 :func:`library_equivalent` is the network the library then runs, in our IR, so that its loss can
 be measured on our backends before the export.
 """
@@ -70,12 +75,15 @@ class _Profile:
     leaky: bool                     # it builds LIF populations we can write exactly
     unpadded_sum_pool: bool = True  # its sum pool takes no padding
     grouped_conv: bool = True
+    residual: bool = True           # its executor runs a DAG in topological order (nirtorch.nir_to_torch)
 
 
 PROFILES = {
     "snntorch": _Profile(pools=("avg",), reset="zero", leaky=True),
-    "norse": _Profile(pools=("sum",), reset="zero", leaky=False),
-    "sinabs": _Profile(pools=("sum",), reset="subtract", leaky=True),
+    # norse and sinabs build with nirtorch.load, whose GraphExecutor orders nodes depth-first: the population
+    # after a residual sum runs before the shorter branch and reads its previous step (a recurrence)
+    "norse": _Profile(pools=("sum",), reset="zero", leaky=False, residual=False),
+    "sinabs": _Profile(pools=("sum",), reset="subtract", leaky=True, residual=False),
     "spikingjelly": _Profile(pools=("avg", "sum"), reset="zero", leaky=True, grouped_conv=False),
 }
 # sinabs' IAF differs from ours in two ways our IR cannot express; every export names them
@@ -89,8 +97,52 @@ class NIRExportWarning(UserWarning):
     """What a library's NIR importer cannot express and the export dropped."""
 
 
-def _consumers(net: SpikingNetwork, name: str) -> list[str]:
-    return [k for k, n in net.nodes.items() if name in n.inputs]
+def _consumers(net, name: str) -> list[str]:
+    nodes = net.nodes if isinstance(net, SpikingNetwork) else net
+    return [k for k, n in nodes.items() if name in n.inputs]
+
+
+def _identity(src: str, shape: tuple[int, ...], w: np.ndarray, name: str):
+    """A weight layer that passes ``src`` through scaled by ``w`` per unit (per channel for a (C, H, W)
+    map): a residual shortcut written as the synapses every library has."""
+    if len(shape) == 3:
+        c = shape[0]
+        return Conv2d((src,), weight=(np.eye(c, dtype=np.float32) * w.reshape(1, c)).reshape(c, c, 1, 1))
+    if len(shape) == 1:
+        return Linear((src,), weight=np.diag(w).astype(np.float32))
+    raise NeurosimError(f"residual Add {name!r} of shape {shape}: an identity shortcut is written for (C, H, W) "
+                        "maps and vectors only")
+
+
+def _residuals(net: SpikingNetwork, target: str) -> dict:
+    """The nodes with every residual Add's input weights folded into the weight layers that feed it alone;
+    an input that is not such a layer (an identity shortcut of spikes) goes through an identity weight layer
+    of its own (``ADD_inJ``, inserted before the Add). Every library sums the edges that enter a node, so the
+    Add is then written as edges into the population it feeds, which must be its only consumer."""
+    nodes: dict = {}
+    for k, n in net.nodes.items():
+        if not (isinstance(n, Add) and len(n.inputs) > 1):
+            nodes[k] = n
+            continue
+        if not PROFILES[target].residual:
+            raise NeurosimError(f"node {k!r} (Add of {len(n.inputs)} inputs): {target} imports NIR with nirtorch.load, "
+                                "whose executor runs a residual sum out of order (depth-first): no residual sums")
+        users = _consumers(net, k)
+        if len(users) != 1 or not isinstance(net.nodes[users[0]], Neurons):
+            raise NeurosimError(f"node {k!r} (Add of {len(n.inputs)} inputs) feeds {users}: the {target} flavour "
+                                "writes a residual sum only into one population of neurons")
+        shape, ins = net.shapes[k], []
+        for j, (i, w) in enumerate(zip(n.inputs, n.weights)):
+            wu = _per_unit(w, shape, k, f"input {j} weight")
+            src = nodes.get(i)
+            if isinstance(src, (Linear, Conv2d)) and _consumers(net, i) == [k]:
+                nodes[i] = _scale_rows(src, wu)
+                ins.append(i)
+            else:
+                nodes[f"{k}_in{j}"] = _identity(i, shape, wu, k)
+                ins.append(f"{k}_in{j}")
+        nodes[k] = Add(tuple(ins))
+    return nodes
 
 
 def _scale_rows(node, s: np.ndarray):
@@ -138,28 +190,31 @@ def library_equivalent(net: SpikingNetwork, target: str) -> tuple[SpikingNetwork
         if isinstance(n, SpikeMaxPool2d):
             raise NeurosimError(f"node {k!r} (SpikeMaxPool2d): {target} has no spiking max-pool; convert with "
                                 "average pooling for this target")
-        if isinstance(n, Add) and len(n.inputs) > 1:
-            raise NeurosimError(f"node {k!r} (Add of {len(n.inputs)} inputs): the {target} flavour writes "
-                                "feed-forward chains only (no residual sums)")
         if isinstance(n, Neurons) and n.signed:
             raise NeurosimError(f"population {k!r} is signed: {target} has no negative spikes")
         if isinstance(n, Conv2d) and n.groups != 1 and not prof.grouped_conv:
             raise NeurosimError(f"node {k!r} (Conv2d with groups={n.groups}): {target} builds ungrouped "
                                 "convolutions only")
+    nodes = _residuals(net, target)
     for k, n in list(nodes.items()):
         if not isinstance(n, Neurons):
             continue
         (src,) = n.inputs
         feed = nodes.get(src)
-        if not isinstance(feed, (Linear, Conv2d)) or _consumers(net, src) != [k]:
+        # the weight layers whose rows carry this population's threshold and bias: its own feeding layer,
+        # or every layer summed by the residual Add that feeds it
+        feeders = list(feed.inputs) if isinstance(feed, Add) and len(feed.inputs) > 1 else [src]
+        if _consumers(nodes, src) != [k] or not all(
+                isinstance(nodes.get(f), (Linear, Conv2d)) and _consumers(nodes, f) == [src if f != src else k]
+                for f in feeders):
             if np.any(n.bias != 0) or np.any(n.threshold != 1):
                 raise NeurosimError(f"population {k!r} is fed by {src!r} ({type(feed).__name__ if feed else 'input'}), "
                                     "not by a weight layer of its own, so its bias and threshold cannot be folded")
         else:
             thr = _per_unit(n.threshold, n.shape, k, "threshold")
             bias = _per_unit(n.bias, n.shape, k, "bias")
-            feed = _add_bias(feed, bias)
-            nodes[src] = _scale_rows(feed, 1.0 / thr)
+            for j, f in enumerate(feeders):
+                nodes[f] = _scale_rows(_add_bias(nodes[f], bias) if j == 0 else nodes[f], 1.0 / thr)
             if n.reset == "zero" and n.v_reset != 0 and np.ptp(thr) > 0:
                 raise NeurosimError(f"population {k!r}: reset to v_reset={n.v_reset:g} with per-neuron thresholds")
             v_init = _per_unit(n.v_init, n.shape, k, "initial membrane") / thr
@@ -195,11 +250,11 @@ def library_equivalent(net: SpikingNetwork, target: str) -> tuple[SpikingNetwork
             factor = 1.0 / area if kind == "avg" else area
             new = (SumPool2d if kind == "avg" else AvgPool2d)(n.inputs, kernel_size=n.kernel_size, stride=n.stride,
                                                               padding=n.padding)
-            todo = list(_consumers(net, k))
+            todo = list(_consumers(nodes, k))
             while todo:
                 c = todo.pop()
                 if isinstance(nodes[c], Flatten):
-                    todo += _consumers(net, c)
+                    todo += _consumers(nodes, c)
                 elif isinstance(nodes[c], (Linear, Conv2d)):
                     m = nodes[c]
                     nodes[c] = dataclasses.replace(m, weight=(m.weight * factor).astype(np.float32))
@@ -216,7 +271,7 @@ def library_equivalent(net: SpikingNetwork, target: str) -> tuple[SpikingNetwork
         if isinstance(node, Add):  # a readout scale: fold it into the layer it scales
             (src,) = node.inputs
             feed = nodes.get(src)
-            if not isinstance(feed, (Linear, Conv2d)) or _consumers(net, src) != [ro.node]:
+            if not isinstance(feed, (Linear, Conv2d)) or _consumers(nodes, src) != [ro.node]:
                 raise NeurosimError(f"readout {ro.node!r} scales {src!r}, which is not a weight layer of its own")
             nodes[src] = _scale_rows(feed, np.broadcast_to(node.weights[0], (feed.weight.shape[0],)))
             del nodes[ro.node]
@@ -242,8 +297,11 @@ def to_library_nir(net: SpikingNetwork, target: str, dt: float = 1e-4):
     per_sample_flatten = target in ("sinabs", "spikingjelly")  # they add the batch dim to NIR's start_dim
     nodes = {INPUT: nir.Input(input_type={"input": np.array(eq.input_shape)})}
     edges: list[tuple[str, str]] = []
+    junction = {k: n.inputs for k, n in eq.nodes.items() if isinstance(n, Add)}  # residual sums: edges only
     for k, n in eq.nodes.items():
         shp = eq.shapes[k]
+        if isinstance(n, Add):
+            continue
         if isinstance(n, Linear):
             nodes[k] = nir.Affine(weight=n.weight, bias=n.bias if n.bias is not None
                                   else np.zeros(n.weight.shape[0], np.float32))
@@ -275,7 +333,7 @@ def to_library_nir(net: SpikingNetwork, target: str, dt: float = 1e-4):
                                    v_leak=np.zeros(shp, np.float32), v_threshold=thr, v_reset=vr)
         else:  # pragma: no cover - library_equivalent leaves only the kinds above
             raise NeurosimError(f"no {target} NIR mapping for {n.kind} {k!r}")
-        edges += [(i, k) for i in n.inputs]
+        edges += [(j, k) for i in n.inputs for j in junction.get(i, (i,))]
     nodes["output"] = nir.Output(output_type={"output": np.array(eq.shapes[eq.readout.node])})
     edges.append((eq.readout.node, "output"))
     return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
