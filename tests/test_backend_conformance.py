@@ -355,3 +355,36 @@ def test_lava_record_counts_is_a_clear_error_not_a_type_error():
     net = zoo_direct()
     with pytest.raises(NeurosimError, match="lava.*does not support record_counts=True"):
         net.run(_inputs(net), 2, backend="lava", record_counts=True)
+
+
+def test_a_plain_run_function_still_registers():
+    """The decorator form (a third-party backend that does everything itself): inputs are checked
+    before it runs, its options come from its signature, and it is called with the checked batch."""
+    import neurosim.backends as nb
+    from neurosim.backends.reference import reference_run
+    from neurosim.ir import SimResult
+
+    seen = []
+
+    @nb.register_backend("plain_demo")
+    def run(net, inputs, timesteps, precision, *, seed: int = 0):
+        seen.append(inputs.shape)
+        out, counts = reference_run(net, inputs, timesteps)
+        return SimResult(output=out, predictions=out.argmax(1), timesteps=timesteps,
+                         spike_counts={k: float(np.abs(c).sum()) for k, c in counts.items()},
+                         neurons={k: p.size for k, p in net.populations.items()}, firing_rates={}, synops={},
+                         backend="plain_demo")
+
+    try:
+        net = zoo_direct()
+        x = _inputs(net)
+        assert run is nb.get_backend("plain_demo").run and nb.get_backend("plain_demo").options() == ("seed",)
+        r = net.run(x[0], T, backend="plain_demo", seed=1, batch_size=None)  # one sample gains a batch axis
+        assert seen == [(1, *net.input_shape)] and r.batch == 1
+        with pytest.raises(NeurosimError, match="does not support record_trace=True"):
+            net.run(x, T, backend="plain_demo", record_trace=True)
+        with pytest.raises(NeurosimError, match="contain NaN"):
+            net.run(np.full_like(x, np.nan), T, backend="plain_demo")
+        assert len(seen) == 1  # refused before the backend ran
+    finally:
+        nb._REGISTRY.pop("plain_demo", None)
