@@ -343,9 +343,6 @@ class _Val:
     def __init__(self, x, const=False):
         self.x, self.const = x, const
 
-    def at(self, t):
-        return self.x[0] if self.const else self.x[t]
-
 
 def _run_layer(low: Lowered, e: torch.Tensor, const_input: bool, T: int, stats: _Stats, record: bool):
     net = low.net
