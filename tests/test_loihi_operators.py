@@ -156,3 +156,20 @@ def test_cli_loihi_map_and_snn_cost_on_a_transformer(vit, tmp_path, capsys):
     d = json.loads(capsys.readouterr().out)
     assert d["totals"]["product_energy_j"] > 0
     assert main(["snn-cost", str(path), "--chip", "nochip"]) == 2
+
+
+def test_snn_cost_on_a_token_model_reads_ids_and_costs_its_ann(tmp_path, capsys):
+    torch.manual_seed(0)
+    m = models.create("bert_tiny", vocab_size=7, num_classes=3, d_model=16, n_layers=1, n_heads=2, d_ff=32).eval()
+    ids = torch.randint(0, 7, (24, 8), generator=torch.Generator().manual_seed(0))
+    net = neurosim.convert(m, ids)
+    path = tmp_path / "bert.npz"
+    net.save(path)
+    np.save(tmp_path / "ids.npy", ids[:2].numpy())
+    assert main(["snn-cost", str(path), "--inputs", str(tmp_path / "ids.npy"), "--timesteps", "3", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    emb = [r for r in d["ops"] if r["kind"] == "Embedding"]
+    assert emb and emb[0]["where"] == "host" and emb[0]["messages"] == 8 * 16 * 3
+    assert d["totals"]["ann_macs"] > 0 and d["totals"]["ann_tpu_v4_energy_j"] > 0
+    m1 = map_operators(net, "loihi")
+    assert not next(r for r in m1.rows if r.kind == "Embedding").supported

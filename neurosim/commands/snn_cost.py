@@ -45,7 +45,7 @@ def configure(p):
     p.add_argument("--backend", default="snntorch", help="backend that measures the activity (default snntorch)")
     p.add_argument("--mean-hops", type=number(float, 0, 1e6), default=None, help="router hops per message (default: the mesh mean)")
     p.add_argument("--per-node", action="store_true", help="one row per IR node (default: per node kind)")
-    p.add_argument("--json", action="store_true", help="JSON: rows per node, totals, assumptions, notes")
+    p.add_argument("--json", action="store_true", help="JSON: ops (one per node), totals, assumptions, notes")
 
     def run(args):
         import hw
