@@ -314,3 +314,39 @@ def mobilenet_v2(num_classes: int = 1000, in_channels: int = 3, image_size: int 
                  dropout: float = 0.2) -> nn.Module:
     """MobileNetV2 (Sandler et al. 2018) as in torchvision (3.5M parameters, 0.30 GMACs)."""
     return MobileNetV2(num_classes, in_channels, width_mult, dropout)
+
+
+# ---- deeper conversion benchmarks on MNIST-sized inputs -----------------------------------------------
+
+
+@register("resnet18_small", family="cnn", inputs=image_inputs(1, 28),
+          description="ResNet-18-shaped for 28x28: 3x3 stem, four stages of two BasicBlocks, 16-32-64-128 (~0.7M params)")
+def resnet18_small(num_classes: int = 10, in_channels: int = 1, image_size: int = 28,
+                   widths: tuple = (16, 32, 64, 128), activation: str = "relu") -> nn.Module:
+    """ResNet-18's layout (He et al. 2016: four stages of two BasicBlocks, 17 convs + the classifier) at
+    MNIST size: the CIFAR-style 3x3/1 stem, widths 16-32-64-128, BatchNorm, global average pool."""
+    if len(widths) != 4:
+        raise NeurosimError(f"resnet18_small: widths needs four stages, got {widths}")
+    return ResNet(BasicBlock, [2, 2, 2, 2], list(widths), num_classes, in_channels, "small", activation)
+
+
+VGG11_SMALL = [16, "M", 32, "M", 64, 64, "M", 128, 128, "M", 128, 128]
+
+
+@register("vgg11_small", family="cnn", inputs=image_inputs(1, 28),
+          description="VGG-11 (config A) for 28x28: eight 3x3 convs with BatchNorm, max-pool, 16-128 wide")
+def vgg11_small(num_classes: int = 10, in_channels: int = 1, image_size: int = 28, width: int = 16,
+                activation: str = "relu") -> nn.Module:
+    """VGG-11's configuration A (Simonyan & Zisserman 2015: eight 3x3 convs in five groups, max-pool between
+    groups) with BatchNorm, at MNIST size: widths 64-128-256-512-512 divided by ``64 / width`` (16-32-64-128-128)
+    and four 2x2 max-pools (28 -> 14 -> 7 -> 3 -> 1; a fifth has nothing left to pool), then a 128-unit hidden
+    layer and the classifier (VGG's 4096-4096 head scaled down)."""
+    if image_size != 28:
+        raise NeurosimError(f"vgg11_small: image_size must be 28, got {image_size}")
+    f = int(width) / 16
+    cfg = [v if v == "M" else max(1, int(v * f)) for v in VGG11_SMALL]
+    net = VGG(cfg, num_classes, in_channels, batchnorm=True, dropout=0.0, activation=activation)
+    c = cfg[-1]
+    net.avgpool = nn.Identity()
+    net.classifier = nn.Sequential(nn.Linear(c, 128), make_activation(activation), nn.Linear(128, num_classes))
+    return net

@@ -260,6 +260,44 @@ def test_bias_calibration_pulls_mean_rates_to_the_ann(trained, digits):
     assert all(ea < 0.5 * eb for eb, ea in errs[1:]), errs
 
 
+@pytest.mark.parametrize("name,signed", [("res_qcfs", True), ("lenet", False), ("mlp", True)])
+def test_one_pass_calibration_walks_the_network_as_the_backend_runs_it(trained, digits, name, signed):
+    """The calibration's own layer-by-layer simulation (neurosim/convert/calibration.py) gives every
+    population the same per-channel mean rate as the snntorch backend (residual Adds, max-pool of
+    spikes, signed neurons, Linear after Flatten): asked to reach the rates the backend measured, it
+    finds nothing to correct (up to float32 rounding of the currents)."""
+    import copy
+
+    from neurosim.convert.calibration import calibrate, channel_axes
+
+    x, T = digits[0][:96], 4
+    net = neurosim.convert(trained[name], digits[0][:300], signed=signed)
+    counts = net.run(x, T, record_counts=True).counts
+    want = {k: (c / T).mean(axis=channel_axes(c.ndim)) for k, c in counts.items()}
+    rep = calibrate(copy.deepcopy(net), x, want, T)
+    assert set(rep) == set(net.populations)
+    assert all(r["before"] < 2e-3 for r in rep.values()), rep
+
+
+def test_calibration_simulates_each_synaptic_node_once_per_pass(trained, digits, monkeypatch):
+    """One pass: every synaptic/structural node is applied once however many populations are
+    calibrated (the prefix-by-prefix calibration ran the first layers once per population), and the
+    biases change only in the populations asked for."""
+    from neurosim.convert import calibration
+
+    calls = []
+    real = calibration._stateless
+    monkeypatch.setattr(calibration, "_stateless", lambda n, xs: calls.append(n) or real(n, xs))
+    model, xtr = trained["res_qcfs"], digits[0][:200]
+    net = neurosim.convert(model, xtr, signed=True)
+    n_stateless = sum(not isinstance(n, Neurons) for n in net.nodes.values())
+    cal = neurosim.convert(model, xtr, signed=True, calibrate=4, calibration_iters=3)
+    assert len(calls) == n_stateless
+    errs = cal.metadata["calibration_rate_error"]
+    assert list(errs) == list(cal.populations)
+    assert all(e["after"] <= e["before"] + 1e-9 for e in errs.values()), errs
+
+
 def test_signed_conversion_survives_save_load_and_nir(trained, digits, tmp_path):
     net = neurosim.convert(trained["res_qcfs"], digits[0][:200], signed=True, calibrate=2)
     back = neurosim.SpikingNetwork.load(net.save(tmp_path / "res.npz"))

@@ -326,8 +326,10 @@ def convert(module: nn.Module, calibration_data=None, *, norm: str = "p99.9", pe
     lam = _calibrate(g, calibration_data, opts) if any(o.act != "qcfs" for o in g.ops.values() if o.kind == "act") \
         else {k: np.asarray(o.clip, np.float64) for k, o in g.ops.items() if o.kind == "act"}
     net, name_of = _build(g, lam, opts)
+    cal_report = None
     if calibrate is not None:
-        _calibrate_biases(net, g, lam, name_of, calibration_data, opts, int(calibrate), int(calibration_iters))
+        cal_report = _calibrate_biases(net, g, lam, name_of, calibration_data, opts, int(calibrate),
+                                       int(calibration_iters))
     net.metadata.update({
         "source": type(module).__name__,
         "model": getattr(module, "neurosim_config", None),
@@ -335,6 +337,7 @@ def convert(module: nn.Module, calibration_data=None, *, norm: str = "p99.9", pe
                   + (", signed neurons" if signed else "")
                   + (f", bias calibration at T={calibrate}" if calibrate is not None else ""),
         "signed": bool(signed), "calibrated_T": None if calibrate is None else int(calibrate),
+        **({"calibration_rate_error": cal_report} if cal_report is not None else {}),
         "norm": "qcfs-threshold" if acts and all(o.act == "qcfs" for o in acts) else norm,
         "per_channel": per_channel, "v_init": v_init,
         "scales": {k: np.asarray(v).round(6).tolist() for k, v in lam.items()},
@@ -467,41 +470,24 @@ def _build(g: AnnGraph, lam: dict[str, np.ndarray], opts: ConversionOptions) -> 
     return SpikingNetwork(input_shape=g.input_shape, nodes=nodes, readout=ro, encoding=enc), name_of
 
 
-def _prefix(net: SpikingNetwork, last: str) -> SpikingNetwork:
-    """The nodes of ``net`` up to ``last`` (the same objects), read out through a Flatten of ``last``."""
-    names = list(net.nodes)
-    nodes = {k: net.nodes[k] for k in names[:names.index(last) + 1]}
-    probe = "calibration_probe"
-    while probe in nodes:
-        probe += "_"
-    nodes[probe] = Flatten((last,))
-    return SpikingNetwork(net.input_shape, nodes, Readout(probe, "membrane"), net.encoding)
-
-
 def _calibrate_biases(net: SpikingNetwork, g: AnnGraph, lam: dict[str, np.ndarray], name_of: dict[str, str],
-                      data, opts: ConversionOptions, T: int, iters: int) -> None:
-    """Layer-wise bias calibration (module docstring): replaces ``net``'s Neurons nodes with recalibrated ones."""
+                      data, opts: ConversionOptions, T: int, iters: int) -> dict[str, dict]:
+    """Layer-wise bias calibration for ``T`` steps in one pass (:mod:`neurosim.convert.calibration`):
+    replaces ``net``'s Neurons nodes with recalibrated ones; returns the per-population rate errors."""
+    from neurosim.convert.calibration import calibrate, calibration_images, channel_axes
+
     acts = [k for k, o in g.ops.items() if o.kind == "act"]
-    xs, target = [], {k: [] for k in acts}
+    n = calibration_images(net, T, min(opts.calibration_samples, 512))
+    xs, sums, count = [], {k: 0.0 for k in acts}, 0
     with torch.no_grad():
-        for xb in _batches(data, min(opts.calibration_samples, 512), opts.calibration_batch):
+        for xb in _batches(data, n, opts.calibration_batch):
             _, r = g.forward(xb, record=set(acts))
             xs.append(xb)
+            count += len(xb)
             for k in acts:
-                target[k].append(r[k])
-    x = torch.cat(xs)
-    for k in acts:
-        pop = net.nodes[name_of[k]]
-        a = torch.cat(target[k]).double().numpy()
-        rate = np.clip(a / _chan(lam[k], a.ndim - 1), 0.0, 1.0)  # what the population's rate should be
-        axes = (0, 2, 3) if a.ndim == 4 else 0
-        want = rate.mean(axis=axes)
-        for _ in range(iters):
-            probe = _prefix(net, name_of[k])  # the network up to this population, as it stands now
-            res = probe.run(x, T, backend="snntorch", record_counts=True)
-            got = (res.counts[name_of[k]] / T).mean(axis=axes)
-            delta = (want - got) * np.asarray(pop.threshold, np.float64).reshape(-1)[0]
-            bias = np.broadcast_to(pop.bias, pop.shape[:1] + (1,) * (len(pop.shape) - 1)).astype(np.float64)
-            # nodes are immutable: put a new node with the new bias in the network
-            pop = dataclasses.replace(pop, bias=(bias + delta.reshape(bias.shape)).astype(np.float32))
-            net.nodes[name_of[k]] = pop
+                a = r[k].double().numpy()
+                rate = np.clip(a / _chan(lam[k], a.ndim - 1), 0.0, 1.0)  # what the population's rate should be
+                axes = channel_axes(a.ndim)
+                sums[k] = sums[k] + rate.mean(axis=axes) * len(xb)
+    want = {name_of[k]: sums[k] / count for k in acts}
+    return calibrate(net, torch.cat(xs), want, T, iters)
