@@ -2,7 +2,7 @@
 
     neurosim convert mlp --dataset mnist5k --save-ir mlp.npz
     neurosim nir export mlp.npz mlp.nir --target sinabs      # or nir, snntorch, norse, spikingjelly
-    neurosim nir import their.nir theirs.npz --reset subtract --dt 1   # a graph sinabs wrote
+    neurosim nir import sj.nir sj.npz                         # a file SpikingJelly's export_to_nir wrote
 
 ``export`` writes the flavour that library's importer builds and runs (:mod:`neurosim.ir.nir_targets`)
 and prints every node it wrote and everything the library cannot express (the warning of
